@@ -1,0 +1,1 @@
+"""The pure core: no I/O. Limits, overrides parsing, remote_write counting, bucket decisions."""

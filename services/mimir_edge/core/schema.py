@@ -1,0 +1,52 @@
+"""The Redis schema: key names and how limits are encoded in hashes.
+
+Every per-tenant key carries the tenant as a Cluster hash tag, so a tenant's limits and bucket
+live in one slot and one script call reads and updates both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+
+from mimir_edge.core.limits import FLOAT_FIELDS, LIMIT_FIELDS, TenantLimits
+
+PREFIX = "mee"
+
+DEFAULTS_KEY = f"{PREFIX}:defaults"
+TENANTS_KEY = f"{PREFIX}:tenants"
+SYNC_STATUS_KEY = f"{PREFIX}:sync"
+
+#: The fields the Lua script enforces (burst factor already applied); the Mimir fields are
+#: stored beside them for operators.
+ENFORCED_FIELDS = ("request_rate", "request_burst", "ingestion_rate", "ingestion_burst")
+
+
+def limits_key(tenant: str) -> str:
+    """Hash of the tenant's effective limits, written by overrides-sync."""
+    return f"{PREFIX}:{{{tenant}}}:limits"
+
+
+def bucket_key(tenant: str) -> str:
+    """Hash of the tenant's token bucket state, written only by the Lua script."""
+    return f"{PREFIX}:{{{tenant}}}:bucket"
+
+
+def encode_limits(limits: TenantLimits) -> dict[str, str]:
+    """The hash stored for a tenant (or the defaults). Floats use repr: exact round trip."""
+    encoded = {name: repr(value) for name, value in asdict(limits).items()}
+    encoded["request_burst"] = str(limits.request_burst_size)
+    encoded["ingestion_burst"] = str(limits.effective_ingestion_burst)
+    return encoded
+
+
+def decode_limits(fields: Mapping[bytes | str, bytes | str]) -> TenantLimits:
+    """Inverse of encode_limits; fields it does not know are ignored."""
+    values: dict[str, float | int] = {}
+    for raw_name, raw_value in fields.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        if name not in LIMIT_FIELDS:
+            continue
+        text = raw_value.decode() if isinstance(raw_value, bytes) else raw_value
+        values[name] = float(text) if name in FLOAT_FIELDS else int(text)
+    return TenantLimits(**values)  # type: ignore[arg-type]

@@ -1,0 +1,122 @@
+"""Start a program, wait until it is ready, stop it by PID. Never by name."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class MissingProgram(RuntimeError):
+    """A real program the caller needs is not installed; the message says how to get it."""
+
+
+class StartFailed(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_pair(offset: int, host: str = "127.0.0.1") -> int:
+    """A free port P such that P + offset is free too (Redis Cluster's bus port is P + 10000)."""
+    for _ in range(200):
+        port = free_port(host)
+        if port + offset > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port + offset))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port pair with offset {offset}")
+
+
+def find_program(name: str, how_to_install: str, extra: Sequence[str | None] = ()) -> str:
+    """Path of `name` on PATH (or one of `extra`); MissingProgram saying how to install it."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in extra:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise MissingProgram(f"{name} is not installed: {how_to_install}")
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Process:
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def start(
+        self, ready: Callable[[], bool], timeout_s: float = 15.0, env: dict[str, str] | None = None
+    ) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                list(self.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise StartFailed(f"{self.name} exited with {self.popen.returncode}; log: {self.tail()}")
+            if ready():
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise StartFailed(f"{self.name} was not ready after {timeout_s} s; log: {self.tail()}")
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout_s`; only this PID."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

@@ -1,0 +1,105 @@
+"""RLS settings: the contract's environment variables, each also a kebab-case flag."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mimir_edge import logs
+from mimir_edge.settings import add_redis_flags, env_flag, parse_bool
+from mimir_edge.store.client import RedisConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RlsSettings:
+    grpc_addr: str
+    admin_addr: str
+    metrics_addr: str
+    redis: RedisConfig
+    failure_mode_allow: bool
+    enforcement_disabled: bool
+    max_request_bytes: int
+    tenant_header: str
+    log_format: str
+    log_level: str
+
+
+def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mimir-rls",
+        description="Rate Limit Service for Envoy: enforces Mimir's per-tenant limits from Redis.",
+    )
+    env_flag(
+        parser,
+        "GRPC_ADDR",
+        env,
+        default="0.0.0.0:8081",
+        help="gRPC listen address (ext_authz Check, ShouldRateLimit, health)",
+    )
+    env_flag(parser, "ADMIN_ADDR", env, default="0.0.0.0:8082", help="admin API and UI listen address")
+    env_flag(parser, "METRICS_ADDR", env, default="0.0.0.0:9090", help="Prometheus /metrics listen address")
+    add_redis_flags(parser, env)
+    env_flag(
+        parser,
+        "FAILURE_MODE_ALLOW",
+        env,
+        default=True,
+        type=parse_bool,
+        help="admit requests when Redis is unreachable (false: answer 503)",
+    )
+    env_flag(
+        parser,
+        "ENFORCEMENT_DISABLED",
+        env,
+        default=False,
+        type=parse_bool,
+        help="shadow mode: decide, count and log, never deny",
+    )
+    env_flag(
+        parser,
+        "MAX_REQUEST_BYTES",
+        env,
+        default=52428800,
+        type=int,
+        help="largest body accepted, compressed and decompressed",
+    )
+    env_flag(parser, "TENANT_HEADER", env, default="X-Scope-OrgID", help="header naming the tenant")
+    logs.add_log_flags(parser, env)
+    return parser
+
+
+def _address(parser: argparse.ArgumentParser, flag: str, value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        parser.error(f"{flag}: {value!r} is not host:port")
+    return value
+
+
+def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ) -> RlsSettings:
+    """Read flags and environment once; exits with a clear message on any invalid value."""
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    if args.max_request_bytes <= 0:
+        parser.error("--max-request-bytes must be positive")
+    if not args.tenant_header.strip():
+        parser.error("--tenant-header must not be empty")
+    if args.redis_timeout <= 0:
+        parser.error("--redis-timeout must be positive")
+    try:
+        nodes = RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
+    except ValueError as exc:
+        parser.error(f"--redis-cluster-nodes: {exc}")
+    return RlsSettings(
+        grpc_addr=_address(parser, "--grpc-addr", args.grpc_addr),
+        admin_addr=_address(parser, "--admin-addr", args.admin_addr),
+        metrics_addr=_address(parser, "--metrics-addr", args.metrics_addr),
+        redis=RedisConfig(url=args.redis_url, cluster_nodes=nodes, timeout_s=args.redis_timeout),
+        failure_mode_allow=args.failure_mode_allow,
+        enforcement_disabled=args.enforcement_disabled,
+        max_request_bytes=args.max_request_bytes,
+        tenant_header=args.tenant_header.strip().lower(),
+        log_format=args.log_format,
+        log_level=args.log_level,
+    )

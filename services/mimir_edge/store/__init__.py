@@ -1,0 +1,1 @@
+"""Redis adapters: connections, the Lua token bucket, limits storage. Foreign errors stop here."""

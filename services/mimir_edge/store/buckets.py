@@ -1,0 +1,136 @@
+"""The token bucket in Redis: one atomic Lua call per decision, coalesced into pipelines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.exceptions import NoScriptError
+
+from mimir_edge.core.errors import StoreUnavailable
+from mimir_edge.core.schema import bucket_key, limits_key
+from mimir_edge.core.token_bucket import BucketLimits, Decision, Reason
+from mimir_edge.store.client import Redis, translated_errors
+from mimir_edge.store.coalescer import Coalescer
+from mimir_edge.store.scripts import LuaScript, load_script
+
+#: An idle bucket is dropped after at most this long, even when it never refills (rate 0).
+DEFAULT_MAX_IDLE_MS = 24 * 3600 * 1000
+
+_REASONS = {reason.value.encode(): reason for reason in Reason}
+
+
+@dataclass(frozen=True, slots=True)
+class BucketCall:
+    tenant: str
+    requests: int
+    items: int
+    defaults: BucketLimits
+    now_us: int | None
+
+
+class BucketStore:
+    """Decides calls against the shared buckets; `round_trips` counts pipelines sent."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        timeout_s: float = 0.25,
+        max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
+        max_batch: int = 256,
+        max_in_flight: int = 4,
+    ):
+        self._redis = redis
+        self._timeout_s = timeout_s
+        self._max_idle_ms = max_idle_ms
+        self._script: LuaScript = load_script("token_bucket")
+        self._coalescer: Coalescer[BucketCall, Decision] = Coalescer(
+            self._flush, max_batch=max_batch, max_in_flight=max_in_flight
+        )
+        self.round_trips = 0
+
+    @property
+    def decisions(self) -> int:
+        return self._coalescer.calls
+
+    async def decide(
+        self,
+        tenant: str,
+        *,
+        requests: int,
+        items: int,
+        defaults: BucketLimits,
+        now_us: int | None = None,
+    ) -> Decision:
+        """One atomic decision for `tenant`. Raises StoreUnavailable when Redis does not answer."""
+        return await self._coalescer.submit(BucketCall(tenant, requests, items, defaults, now_us))
+
+    async def load_script(self) -> None:
+        async with translated_errors("SCRIPT LOAD"):
+            await self._redis.script_load(self._script.source)
+
+    async def close(self) -> None:
+        await self._coalescer.close()
+
+    async def _flush(self, calls: Sequence[BucketCall]) -> list[Decision | BaseException]:
+        replies = await self._run(calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            # A restarted or failed-over Redis forgot the script: load it, retry only those.
+            await self.load_script()
+            retried = await self._run([calls[i] for i in missing])
+            for i, reply in zip(missing, retried, strict=True):
+                replies[i] = reply
+        return [self._decision(call, reply) for call, reply in zip(calls, replies, strict=True)]
+
+    async def _run(self, calls: Sequence[BucketCall]) -> list[object]:
+        pipe = self._redis.pipeline(transaction=False)
+        sha = self._script.sha
+        for call in calls:
+            d = call.defaults
+            # execute_command, not evalsha(): redis-py blocks the latter in Cluster pipelines,
+            # while the command itself routes by its keys like any other.
+            pipe.execute_command(
+                "EVALSHA",
+                sha,
+                2,
+                limits_key(call.tenant),
+                bucket_key(call.tenant),
+                call.requests,
+                call.items,
+                repr(d.request_rate),
+                d.request_burst,
+                repr(d.ingestion_rate),
+                d.ingestion_burst,
+                self._max_idle_ms,
+                "" if call.now_us is None else call.now_us,
+            )
+        self.round_trips += 1
+        async with translated_errors("EVALSHA pipeline"):
+            async with asyncio.timeout(self._timeout_s):
+                return list(await pipe.execute(raise_on_error=False))
+
+    @staticmethod
+    def _decision(call: BucketCall, reply: object) -> Decision | BaseException:
+        if isinstance(reply, NoScriptError | BaseException):
+            return StoreUnavailable(f"token bucket script failed for {call.tenant!r}: {reply}")
+        r = reply  # the Lua reply, documented in lua/token_bucket.lua
+        assert isinstance(r, list)
+        return Decision(
+            allowed=r[0] == 1,
+            reason=_REASONS[r[1]],
+            remaining_requests=float(r[2]),
+            remaining_items=float(r[3]),
+            retry_after_us=int(r[4]),
+            now_us=int(r[5]),
+            expire_ms=int(r[6]),
+            limits=BucketLimits(
+                request_rate=float(r[7]),
+                request_burst=int(r[8]),
+                ingestion_rate=float(r[9]),
+                ingestion_burst=int(r[10]),
+            ),
+            tenant_limits=r[11] == 1,
+        )

@@ -1,0 +1,72 @@
+"""Redis connections (standalone or Cluster) and the one place redis errors are translated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from mimir_edge.core.errors import StoreUnavailable
+
+Redis: TypeAlias = aioredis.Redis | RedisCluster
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    """Where Redis is and how long to wait for it. Cluster mode when `cluster_nodes` is set."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
+    #: Budget for one call (a pipeline), connect included.
+    timeout_s: float = 0.25
+    max_connections: int = 64
+
+    @staticmethod
+    def parse_cluster_nodes(text: str) -> tuple[tuple[str, int], ...]:
+        """`host:port,host:port` → ((host, port), ...); raises ValueError naming the bad entry."""
+        nodes = []
+        for entry in (part.strip() for part in text.split(",")):
+            if not entry:
+                continue
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"cluster node {entry!r} is not host:port")
+            nodes.append((host.strip("[]"), int(port)))
+        return tuple(nodes)
+
+
+def connect(config: RedisConfig) -> Redis:
+    """A client for `config`; connections are made lazily on first use."""
+    if config.cluster_nodes:
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in config.cluster_nodes],
+            socket_timeout=config.timeout_s,
+            socket_connect_timeout=config.timeout_s,
+            max_connections=config.max_connections,
+            # Redirections (MOVED/ASK) are followed; a dead node is not waited for twice.
+            retry=Retry(NoBackoff(), 1),
+            require_full_coverage=False,
+        )
+    return aioredis.Redis.from_url(
+        config.url,
+        socket_timeout=config.timeout_s,
+        socket_connect_timeout=config.timeout_s,
+        max_connections=config.max_connections,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+@asynccontextmanager
+async def translated_errors(what: str) -> AsyncIterator[None]:
+    """Turn anything Redis or the network raises into StoreUnavailable."""
+    try:
+        yield
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""overrides-sync: Mimir's runtime overrides into Redis."""

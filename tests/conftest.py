@@ -1,0 +1,58 @@
+"""Shared fixtures: real redis-server processes on free 127.0.0.1 ports, stopped by PID.
+
+A missing program fails the test with how to install it; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from mimir_edge.localstack.processes import MissingProgram
+from mimir_edge.localstack.redis import RedisCluster, RedisServer
+from mimir_edge.store.client import Redis, RedisConfig, connect
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    except MissingProgram as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    try:
+        cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    except MissingProgram as exc:
+        pytest.fail(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def redis_config(request: pytest.FixtureRequest) -> RedisConfig:
+    """The same test against a standalone server and against a 6-node Cluster."""
+    if request.param == "standalone":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return RedisConfig(url=server.url, timeout_s=2.0)
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    return RedisConfig(cluster_nodes=RedisConfig.parse_cluster_nodes(cluster.startup_nodes), timeout_s=2.0)
+
+
+@pytest.fixture
+async def redis(redis_config: RedisConfig) -> AsyncIterator[Redis]:
+    client = connect(redis_config)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

@@ -1,0 +1,115 @@
+"""Mimir runtime overrides and defaults → effective limits; one fixture file per case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mimir_edge.core.errors import OverridesError
+from mimir_edge.core.limits import MIMIR_DEFAULTS, TenantLimits
+from mimir_edge.core.overrides import parse_defaults, parse_runtime_overrides
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "overrides"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def test_mimir_defaults() -> None:
+    assert MIMIR_DEFAULTS.ingestion_rate == 10000
+    assert MIMIR_DEFAULTS.ingestion_burst_size == 200000
+    assert MIMIR_DEFAULTS.request_rate == 0 and not MIMIR_DEFAULTS.request_rate_limited
+    assert MIMIR_DEFAULTS.effective_ingestion_burst == 200000
+    assert (
+        MIMIR_DEFAULTS.max_label_names_per_series,
+        MIMIR_DEFAULTS.max_label_name_length,
+        MIMIR_DEFAULTS.max_label_value_length,
+    ) == (30, 1024, 2048)
+
+
+def test_per_tenant_overrides_start_from_the_defaults() -> None:
+    parsed = parse_runtime_overrides(fixture("valid_basic.yaml"))
+    a, b = parsed.tenants["tenant-a"], parsed.tenants["tenant-b"]
+    assert a == TenantLimits(ingestion_rate=50000, ingestion_burst_size=500000)
+    assert b == TenantLimits(request_rate=10.5, request_burst_size=20, max_label_names_per_series=40)
+    assert b.request_rate_limited
+    assert parsed.ignored_fields == {
+        "tenant-a": ("max_global_series_per_user", "ruler_max_rules_per_rule_group")
+    }
+    assert parsed.limits_for("someone-else") == MIMIR_DEFAULTS
+
+
+def test_tenants_inherit_configured_defaults() -> None:
+    defaults = parse_defaults(fixture("defaults_mimir_config.yaml"))
+    assert defaults == TenantLimits(
+        ingestion_rate=20000, ingestion_burst_size=400000, request_rate=100, request_burst_size=200
+    )
+    parsed = parse_runtime_overrides(fixture("valid_basic.yaml"), defaults)
+    assert parsed.tenants["tenant-a"].request_rate == 100  # from the defaults
+    assert parsed.tenants["tenant-a"].ingestion_rate == 50000  # its own
+    assert parsed.limits_for("unknown") == defaults
+
+
+def test_plain_defaults_map() -> None:
+    assert parse_defaults(fixture("defaults_plain.yaml")) == TenantLimits(ingestion_rate=5000)
+
+
+def test_no_defaults_document_means_mimir_defaults() -> None:
+    assert parse_defaults(None) == MIMIR_DEFAULTS
+    assert parse_defaults("") == MIMIR_DEFAULTS
+
+
+def test_burst_factor_replaces_burst_size() -> None:
+    bursty = parse_runtime_overrides(fixture("valid_burst_factor.yaml")).tenants["bursty"]
+    assert bursty.ingestion_burst_size == 5
+    assert bursty.effective_ingestion_burst == 2500
+
+
+@pytest.mark.parametrize("name", ["valid_empty.yaml", "valid_no_overrides.yaml"])
+def test_documents_without_overrides(name: str) -> None:
+    parsed = parse_runtime_overrides(fixture(name))
+    assert parsed.tenants == {}
+
+
+def test_tenant_without_fields_gets_defaults() -> None:
+    assert parse_runtime_overrides(fixture("valid_null_tenant.yaml")).tenants == {
+        "listed-only": MIMIR_DEFAULTS
+    }
+
+
+INVALID = [
+    # file, tenant named, field named, words in the message
+    ("invalid_yaml.yaml", None, None, "line 4"),
+    ("invalid_string_value.yaml", "tenant-b", "ingestion_rate", "must be a number"),
+    ("invalid_negative.yaml", "tenant-c", "request_burst_size", "negative"),
+    ("invalid_bool.yaml", "tenant-d", "ingestion_burst_size", "must be a number"),
+    ("invalid_fractional_burst.yaml", "tenant-e", "ingestion_burst_size", "integer"),
+    ("invalid_infinite_rate.yaml", "tenant-f", "ingestion_rate", "finite"),
+    ("invalid_burst_factor.yaml", "tenant-g", "ingestion_burst_factor", "at least 1"),
+    ("invalid_tenant_not_map.yaml", "tenant-h", None, "must be a map"),
+    ("invalid_overrides_list.yaml", None, "overrides", "map of tenant"),
+    ("invalid_tenant_id.yaml", "tenant/with/slashes", None, "unsupported characters"),
+    ("invalid_not_a_map.yaml", None, None, "must be a map"),
+]
+
+
+@pytest.mark.parametrize(("name", "tenant", "field", "words"), INVALID, ids=[row[0] for row in INVALID])
+def test_invalid_documents_name_tenant_and_field(
+    name: str, tenant: str | None, field: str | None, words: str
+) -> None:
+    with pytest.raises(OverridesError) as err:
+        parse_runtime_overrides(fixture(name))
+    assert err.value.tenant == tenant
+    assert err.value.field == field
+    assert words in str(err.value)
+    if tenant:
+        assert repr(tenant) in str(err.value)
+    if field:
+        assert repr(field) in str(err.value)
+
+
+def test_invalid_defaults_name_the_field() -> None:
+    with pytest.raises(OverridesError) as err:
+        parse_defaults(fixture("defaults_invalid.yaml"))
+    assert err.value.field == "ingestion_rate" and err.value.tenant is None
