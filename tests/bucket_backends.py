@@ -16,9 +16,7 @@ from tests.scenarios import MAX_IDLE_MS, T0_US, Call, Scenario, SetLimits
 
 class Backend(Protocol):
     async def set_limits(self, tenant: str, limits: TenantLimits | None) -> None: ...
-    async def call(
-        self, tenant: str, requests: int, items: int, defaults: BucketLimits, now_us: int
-    ) -> Decision: ...
+    async def call(self, tenant: str, requests: int, items: int, defaults: BucketLimits, now_us: int) -> Decision: ...
 
 
 class ModelBackend:
@@ -32,9 +30,7 @@ class ModelBackend:
         else:
             self.limits[tenant] = limits
 
-    async def call(
-        self, tenant: str, requests: int, items: int, defaults: BucketLimits, now_us: int
-    ) -> Decision:
+    async def call(self, tenant: str, requests: int, items: int, defaults: BucketLimits, now_us: int) -> Decision:
         own = self.limits.get(tenant)
         bucket_limits = BucketLimits.from_tenant_limits(own) if own else defaults
         state = self.states.get(tenant, BucketState(None, None))
@@ -62,12 +58,8 @@ class RedisBackend:
         else:
             await self.redis.hset(limits_key(tenant), mapping=encode_limits(limits))
 
-    async def call(
-        self, tenant: str, requests: int, items: int, defaults: BucketLimits, now_us: int
-    ) -> Decision:
-        return await self.store.decide(
-            tenant, requests=requests, items=items, defaults=defaults, now_us=now_us
-        )
+    async def call(self, tenant: str, requests: int, items: int, defaults: BucketLimits, now_us: int) -> Decision:
+        return await self.store.decide(tenant, requests=requests, items=items, defaults=defaults, now_us=now_us)
 
 
 async def run_scenario(backend: Backend, scenario: Scenario) -> list[Decision]:

@@ -57,9 +57,7 @@ SCENARIOS = [
             Call(0, 150, True, remaining_items=50, expire_ms=1500 + 1000),
             Call(0, 100, False, Reason.INGESTION_RATE, remaining_items=50, retry_after_us=500_000),
             Call(500, 100, True, remaining_items=0),
-            Call(
-                250, 25, False, Reason.INGESTION_RATE, remaining_items=0, retry_after_us=250_000
-            ),  # clock back
+            Call(250, 25, False, Reason.INGESTION_RATE, remaining_items=0, retry_after_us=250_000),  # clock back
             Call(10_000, 200, True, remaining_items=0),  # refill is capped at the burst
             Call(10_000, 1, False, Reason.INGESTION_RATE, retry_after_us=10_000),
         ],
@@ -86,9 +84,7 @@ SCENARIOS = [
     Scenario(
         "request rate with burst, checked before items",
         [
-            SetLimits(
-                limits(request_rate=2, request_burst_size=2, ingestion_rate=10, ingestion_burst_size=10)
-            ),
+            SetLimits(limits(request_rate=2, request_burst_size=2, ingestion_rate=10, ingestion_burst_size=10)),
             Call(0, 1, True, repeat=2),
             Call(0, 1, False, Reason.REQUEST_RATE, retry_after_us=500_000),
             Call(0, 100, False, Reason.REQUEST_RATE),  # both over: the request limit names the denial
@@ -98,9 +94,7 @@ SCENARIOS = [
     Scenario(
         "request rate 0 means no request limit",
         [
-            SetLimits(
-                limits(request_rate=0, request_burst_size=0, ingestion_rate=10, ingestion_burst_size=10)
-            ),
+            SetLimits(limits(request_rate=0, request_burst_size=0, ingestion_rate=10, ingestion_burst_size=10)),
             Call(0, 0, True, repeat=50),
             Call(0, 10, True, remaining_items=0),
         ],
@@ -115,9 +109,7 @@ SCENARIOS = [
     Scenario(
         "all or nothing: an items denial leaves the request token",
         [
-            SetLimits(
-                limits(request_rate=1, request_burst_size=1, ingestion_rate=10, ingestion_burst_size=10)
-            ),
+            SetLimits(limits(request_rate=1, request_burst_size=1, ingestion_rate=10, ingestion_burst_size=10)),
             Call(0, 11, False, Reason.INGESTION_BURST),
             Call(0, 10, True),
             Call(0, 1, False, Reason.REQUEST_RATE, retry_after_us=1_000_000),
@@ -167,9 +159,7 @@ SCENARIOS = [
     Scenario(
         "idle expiry is the time until the bucket is full again",
         [
-            SetLimits(
-                limits(request_rate=1, request_burst_size=5, ingestion_rate=1000, ingestion_burst_size=1000)
-            ),
+            SetLimits(limits(request_rate=1, request_burst_size=5, ingestion_rate=1000, ingestion_burst_size=1000)),
             Call(0, 500, True, expire_ms=1000 + 1000),  # requests: 1 of 5 used at 1/s → 1 s; items: 0.5 s
             Call(0, 1, True, repeat=3),
             Call(0, 1, True, expire_ms=5000 + 1000),  # the request bucket is empty: 5 s to full

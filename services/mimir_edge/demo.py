@@ -48,7 +48,9 @@ async def _run(overrides_path: Path, seconds: float) -> None:
                 deadline = time.monotonic() + seconds
                 while time.monotonic() < deadline:
                     counts = count_write_request(
-                        bodies[tenant], content_type=RW1_HEADERS["content-type"], max_decompressed_bytes=50 << 20
+                        bodies[tenant],
+                        content_type=RW1_HEADERS["content-type"],
+                        max_decompressed_bytes=50 << 20,
                     )
                     decision = await store.decide(tenant, requests=1, items=counts.items, defaults=defaults)
                     s = stats[tenant]
@@ -62,11 +64,16 @@ async def _run(overrides_path: Path, seconds: float) -> None:
             print(f"{'tenant':14} {'rate/s':>8} {'burst':>8} {'sent':>9} {'admitted':>9} {'denied':>9}  verdict")
             for tenant, s in stats.items():
                 lim = overrides.limits_for(tenant)
-                verdict = "LIMITED " + ", ".join(
-                    f"{k}×{v}" for k, v in s.items() if k not in ("sent", "admitted", "denied", "allowed")
-                ) if s["denied"] else "within its limits"
-                print(f"{tenant:14} {lim.ingestion_rate:>8.0f} {lim.effective_ingestion_burst:>8} "
-                      f"{s['sent']:>9} {s['admitted']:>9} {s['denied']:>9}  {verdict}")
+                verdict = (
+                    "LIMITED "
+                    + ", ".join(f"{k}×{v}" for k, v in s.items() if k not in ("sent", "admitted", "denied", "allowed"))
+                    if s["denied"]
+                    else "within its limits"
+                )
+                print(
+                    f"{tenant:14} {lim.ingestion_rate:>8.0f} {lim.effective_ingestion_burst:>8} "
+                    f"{s['sent']:>9} {s['admitted']:>9} {s['denied']:>9}  {verdict}"
+                )
             print(f"\n{store.decisions} decisions in {store.round_trips} Redis round trips")
         finally:
             await redis.aclose()

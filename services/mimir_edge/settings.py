@@ -69,6 +69,4 @@ def add_redis_flags(parser: argparse.ArgumentParser, env: Mapping[str, str] = os
         default="",
         help="comma-separated host:port of Redis Cluster nodes; switches to Cluster mode",
     )
-    env_flag(
-        parser, "REDIS_TIMEOUT", env, default=0.25, type=float, help="seconds to wait for one Redis call"
-    )
+    env_flag(parser, "REDIS_TIMEOUT", env, default=0.25, type=float, help="seconds to wait for one Redis call")

@@ -43,9 +43,7 @@ async def test_concurrent_clients_share_one_budget(redis_config: RedisConfig) ->
         await redis.aclose()
         return seen
 
-    results = [
-        d for per_client in await asyncio.gather(*(client(i) for i in range(CLIENTS))) for d in per_client
-    ]
+    results = [d for per_client in await asyncio.gather(*(client(i) for i in range(CLIENTS))) for d in per_client]
     await admin.aclose()
 
     admitted = sum(items for items, d in results if d.allowed)

@@ -23,9 +23,7 @@ def script_path(name: str) -> str:
 
 @pytest.mark.parametrize("script", ["mimir-rls", "mimir-overrides-sync", "mimir-edge"])
 def test_console_script_prints_help(script: str) -> None:
-    out = subprocess.run(
-        [script_path(script), "--help"], capture_output=True, text=True, timeout=30, check=True
-    )
+    out = subprocess.run([script_path(script), "--help"], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.startswith(f"usage: {script}")
 
 

@@ -34,9 +34,7 @@ def test_per_tenant_overrides_start_from_the_defaults() -> None:
     assert a == TenantLimits(ingestion_rate=50000, ingestion_burst_size=500000)
     assert b == TenantLimits(request_rate=10.5, request_burst_size=20, max_label_names_per_series=40)
     assert b.request_rate_limited
-    assert parsed.ignored_fields == {
-        "tenant-a": ("max_global_series_per_user", "ruler_max_rules_per_rule_group")
-    }
+    assert parsed.ignored_fields == {"tenant-a": ("max_global_series_per_user", "ruler_max_rules_per_rule_group")}
     assert parsed.limits_for("someone-else") == MIMIR_DEFAULTS
 
 
@@ -73,9 +71,7 @@ def test_documents_without_overrides(name: str) -> None:
 
 
 def test_tenant_without_fields_gets_defaults() -> None:
-    assert parse_runtime_overrides(fixture("valid_null_tenant.yaml")).tenants == {
-        "listed-only": MIMIR_DEFAULTS
-    }
+    assert parse_runtime_overrides(fixture("valid_null_tenant.yaml")).tenants == {"listed-only": MIMIR_DEFAULTS}
 
 
 INVALID = [
@@ -95,9 +91,7 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("name", "tenant", "field", "words"), INVALID, ids=[row[0] for row in INVALID])
-def test_invalid_documents_name_tenant_and_field(
-    name: str, tenant: str | None, field: str | None, words: str
-) -> None:
+def test_invalid_documents_name_tenant_and_field(name: str, tenant: str | None, field: str | None, words: str) -> None:
     with pytest.raises(OverridesError) as err:
         parse_runtime_overrides(fixture(name))
     assert err.value.tenant == tenant

@@ -61,9 +61,7 @@ def test_rw2_metadata_without_a_type_is_not_counted() -> None:
     untyped = req.timeseries.add(labels_refs=[1, 2])
     untyped.samples.add(value=1, timestamp=1)
     untyped.metadata.SetInParent()
-    counts = count_write_request(
-        compress(req.SerializeToString()), content_type=RW2_TYPE, max_decompressed_bytes=LIMIT
-    )
+    counts = count_write_request(compress(req.SerializeToString()), content_type=RW2_TYPE, max_decompressed_bytes=LIMIT)
     assert (counts.series, counts.float_samples, counts.metadata) == (2, 2, 1)
 
 
@@ -160,9 +158,7 @@ def test_random_bytes_never_raise_anything_else(body: bytes, rw2: bool) -> None:
 @given(raw=st.binary(max_size=4096), rw2=st.booleans())
 def test_random_snappy_payloads_never_raise_anything_else(raw: bytes, rw2: bool) -> None:
     try:
-        count_write_request(
-            compress(raw), content_type=RW2_TYPE if rw2 else RW1_TYPE, max_decompressed_bytes=LIMIT
-        )
+        count_write_request(compress(raw), content_type=RW2_TYPE if rw2 else RW1_TYPE, max_decompressed_bytes=LIMIT)
     except EdgeError as exc:
         assert exc.http_status in (400, 413)
 

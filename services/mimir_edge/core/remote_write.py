@@ -89,9 +89,7 @@ def decompress(body: bytes, max_decompressed_bytes: int) -> bytes:
     """Snappy-decode `body`, refusing before allocating when the declared size is over the bound."""
     size = declared_length(body)
     if size > max_decompressed_bytes:
-        raise PayloadTooLarge(
-            f"decompressed body of {size} bytes is over the limit of {max_decompressed_bytes} bytes"
-        )
+        raise PayloadTooLarge(f"decompressed body of {size} bytes is over the limit of {max_decompressed_bytes} bytes")
     try:
         return snappy.uncompress(body)  # type: ignore[no-any-return]
     except Exception as exc:  # the snappy backends raise several unrelated types
@@ -128,13 +126,14 @@ def _reject_wrong_wire_types(*messages: Message) -> None:
 
 
 def _count_rw1(raw: bytes) -> WriteCounts:
+    # The shape is counted and freed first, so only one parse's arena is alive at a time.
+    series_count = len(counting_pb2.WriteRequestShape.FromString(raw).timeseries)
     merged = counting_pb2.WriteRequestMerged.FromString(raw)
-    shape = counting_pb2.WriteRequestShape.FromString(raw)
     series = merged.timeseries
     _reject_wrong_wire_types(merged, series)
     return WriteCounts(
         protocol=Protocol.RW1,
-        series=len(shape.timeseries),
+        series=series_count,
         float_samples=len(series.samples),
         histogram_samples=len(series.histograms),
         exemplars=len(series.exemplars),
@@ -144,13 +143,13 @@ def _count_rw1(raw: bytes) -> WriteCounts:
 
 
 def _count_rw2(raw: bytes) -> WriteCounts:
+    series_count = len(counting_pb2.RequestV2Shape.FromString(raw).timeseries)
     merged = counting_pb2.RequestV2Merged.FromString(raw)
-    shape = counting_pb2.RequestV2Shape.FromString(raw)
     series = merged.timeseries
     _reject_wrong_wire_types(merged, series)
     return WriteCounts(
         protocol=Protocol.RW2,
-        series=len(shape.timeseries),
+        series=series_count,
         float_samples=len(series.samples),
         histogram_samples=len(series.histograms),
         exemplars=len(series.exemplars),

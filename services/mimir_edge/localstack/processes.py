@@ -73,9 +73,7 @@ class Process:
         assert self.popen is not None
         return self.popen.pid
 
-    def start(
-        self, ready: Callable[[], bool], timeout_s: float = 15.0, env: dict[str, str] | None = None
-    ) -> None:
+    def start(self, ready: Callable[[], bool], timeout_s: float = 15.0, env: dict[str, str] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(

@@ -73,9 +73,7 @@ async def run_file(args: argparse.Namespace, store: LimitsStore) -> int:
     while True:
         try:
             documents = read_files(args.path, args.defaults_path)
-            digest = hashlib.sha256(
-                documents.overrides.encode() + b"\0" + (documents.defaults or "").encode()
-            ).digest()
+            digest = hashlib.sha256(documents.overrides.encode() + b"\0" + (documents.defaults or "").encode()).digest()
             if digest != last_digest:
                 await sync_once(store, documents)
                 last_digest = digest

@@ -1,0 +1,98 @@
+"""Decisions/s of the Redis bucket store from one process, and Redis round trips per decision.
+
+One BucketStore (what one RLS process has) on a real redis-server on 127.0.0.1; `concurrency`
+asyncio tasks call `decide` back to back for a fixed time. Round trips are the pipelines the
+store sent; Redis CPU per decision comes from INFO commandstats (usec per EVALSHA call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mimir_edge.core.token_bucket import BucketLimits
+from mimir_edge.localstack.redis import RedisServer
+from mimir_edge.store.buckets import BucketStore
+from mimir_edge.store.client import RedisConfig, connect
+
+DURATION_S = 3.0
+# Generous limits: every call is admitted, so every call also writes its bucket (the costly path).
+LIMITS = BucketLimits(request_rate=1e9, request_burst=10**9, ingestion_rate=1e12, ingestion_burst=10**12)
+
+CASES = [
+    # (tenants, concurrency, coalescing)
+    (1, 1, True),
+    (1, 64, True),
+    (1000, 1, True),
+    (1000, 64, True),
+    (1000, 64, False),
+]
+
+
+async def _case(url: str, tenants: int, concurrency: int, coalescing: bool) -> dict[str, Any]:
+    redis = connect(RedisConfig(url=url, timeout_s=2.0))
+    await redis.config_resetstat()
+    store = (
+        BucketStore(redis, timeout_s=2.0)
+        if coalescing
+        else BucketStore(redis, timeout_s=2.0, max_batch=1, max_in_flight=concurrency)
+    )
+    names = [f"bench-{i}" for i in range(tenants)]
+    deadline = time.perf_counter() + DURATION_S
+
+    async def worker(offset: int) -> None:
+        i = offset
+        while time.perf_counter() < deadline:
+            await store.decide(names[i % tenants], requests=1, items=2000, defaults=LIMITS)
+            i += concurrency
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    stats = await redis.info("commandstats")
+    evalsha = stats.get("cmdstat_evalsha", {})
+    await redis.aclose()
+    return {
+        "tenants": tenants,
+        "concurrency": concurrency,
+        "coalescing": coalescing,
+        "decisions": store.decisions,
+        "decisions_per_s": round(store.decisions / elapsed),
+        "round_trips_per_decision": round(store.round_trips / store.decisions, 3),
+        "redis_usec_per_decision": float(evalsha.get("usec_per_call", 0.0)),
+    }
+
+
+async def _run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        server = RedisServer(Path(tmp)).start()
+        try:
+            rows = [await _case(server.url, *case) for case in CASES]
+        finally:
+            server.stop()
+    return {"duration_s": DURATION_S, "rows": rows}
+
+
+def run() -> dict[str, Any]:
+    return asyncio.run(_run())
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "| tenants | concurrency | coalescing | decisions/s | Redis round trips / decision | Redis µs / decision |",
+        "|---:|---:|:---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['tenants']:,} | {r['concurrency']} | {'yes' if r['coalescing'] else 'no'} | "
+            f"{r['decisions_per_s']:,} | {r['round_trips_per_decision']} | {r['redis_usec_per_decision']} |"
+        )
+    lines.append("")
+    lines.append(
+        f"One store (one RLS process's worth) on one redis-server, each case {result['duration_s']} s of "
+        "back-to-back calls from asyncio tasks in the same process; every call admitted (writes its bucket)."
+    )
+    return lines
