@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Sequence
 
+import structlog
+
+from mimir_edge import logs
+from mimir_edge.rls.server import StartupError, serve
 from mimir_edge.rls.settings import parse_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parse_settings(argv)
-    print("mimir-rls: settings are valid; the gRPC server is not built yet", file=sys.stderr)
-    return 2
+    settings = parse_settings(argv)
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    try:
+        with runner:
+            runner.run(serve(settings))
+    except StartupError as exc:
+        structlog.get_logger("rls").error("rls failed to start", error=str(exc))
+        print(f"mimir-rls: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,209 @@
+"""The Envoy bootstrap for each deployment mode, as `mimir-edge render-envoy` prints it.
+
+- `full` / `canary`: ext_authz (with the body) in front of the distributor. Canary differs only in
+  NGINX, which sends a tenant's traffic here or straight to Mimir.
+- `mirror`: the same checks, but Envoy answers 204 itself and never forwards: NGINX already sent
+  the original to Mimir, a forwarded mirror would be ingested twice.
+
+Charging, exactly once per request and dimension:
+- `check` (default): ext_authz Check decides requests and items in one atomic call.
+- `ratelimit`: Check only counts (told so by a route context extension) and returns the item
+  count as dynamic metadata; the rate limit filter charges requests (descriptor without
+  hits_addend) and items (same descriptor, hits_addend from that metadata) via ShouldRateLimit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from mimir_edge.rls.ext_authz import CHARGE_BY_RATELIMIT, CHARGE_EXTENSION, METADATA_HITS
+from mimir_edge.rls.ratelimit import TENANT_KEY
+
+MODES = ("mirror", "canary", "full")
+CHARGES = ("check", "ratelimit")
+RATELIMIT_DOMAIN = "mimir-edge"
+
+_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_EXT_AUTHZ = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
+_EXT_AUTHZ_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
+_RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit"
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyOptions:
+    rls: tuple[tuple[str, int], ...]
+    upstream: tuple[str, int]
+    mode: str = "full"
+    charge: str = "check"
+    listen: tuple[str, int] = ("0.0.0.0", 8080)
+    admin: tuple[str, int] = ("127.0.0.1", 9901)
+    max_request_bytes: int = 52428800
+    tenant_header: str = "X-Scope-OrgID"
+    failure_mode_allow: bool = True
+    authz_timeout_s: float = 0.5
+    #: Passed to the route; remote_write to a busy distributor can be slow.
+    upstream_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.charge not in CHARGES:
+            raise ValueError(f"charge must be one of {', '.join(CHARGES)}, got {self.charge!r}")
+        if not self.rls:
+            raise ValueError("at least one RLS address is needed")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{text!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def _socket(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _cluster(name: str, endpoints: tuple[tuple[str, int], ...], *, http2: bool, connect_timeout: str) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": name,
+        "type": "STATIC" if all(_is_ip(h) for h, _ in endpoints) else "STRICT_DNS",
+        "connect_timeout": connect_timeout,
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(h, p)}} for h, p in endpoints]}],
+        },
+    }
+    if http2:
+        cluster["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _HTTP_OPTIONS,
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        }
+    return cluster
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def render(options: EnvoyOptions) -> dict[str, Any]:
+    """The bootstrap as a plain structure (Envoy reads it as YAML or JSON)."""
+    header = options.tenant_header.lower()
+    ext_authz: dict[str, Any] = {
+        "name": "envoy.filters.http.ext_authz",
+        "typed_config": {
+            "@type": _EXT_AUTHZ,
+            "transport_api_version": "V3",
+            "grpc_service": {"envoy_grpc": {"cluster_name": "rls"}, "timeout": _duration(options.authz_timeout_s)},
+            "failure_mode_allow": options.failure_mode_allow,
+            # Envoy's default is 403, which clients drop; 503 is retried and loses nothing.
+            "status_on_error": {"code": "ServiceUnavailable"},
+            "with_request_body": {
+                "max_request_bytes": options.max_request_bytes,
+                "allow_partial_message": False,
+                "pack_as_bytes": True,
+            },
+        },
+    }
+    filters = [ext_authz]
+    route: dict[str, Any] = {"match": {"prefix": "/"}}
+    if options.mode == "mirror":
+        route["direct_response"] = {"status": 204}
+    else:
+        route["route"] = {"cluster": "distributor", "timeout": _duration(options.upstream_timeout_s)}
+
+    if options.charge == "ratelimit":
+        route["typed_per_filter_config"] = {
+            "envoy.filters.http.ext_authz": {
+                "@type": _EXT_AUTHZ_ROUTE,
+                "check_settings": {"context_extensions": {CHARGE_EXTENSION: CHARGE_BY_RATELIMIT}},
+            }
+        }
+        tenant_action = {"request_headers": {"header_name": header, "descriptor_key": TENANT_KEY}}
+        filters.append(
+            {
+                "name": "envoy.filters.http.ratelimit",
+                "typed_config": {
+                    "@type": _RATELIMIT,
+                    "domain": RATELIMIT_DOMAIN,
+                    "timeout": _duration(options.authz_timeout_s),
+                    "failure_mode_deny": not options.failure_mode_allow,
+                    "status_on_error": {"code": "ServiceUnavailable"},
+                    "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+                    "rate_limit_service": {
+                        "grpc_service": {"envoy_grpc": {"cluster_name": "rls"}},
+                        "transport_api_version": "V3",
+                    },
+                    "rate_limits": [
+                        # requests: no hits_addend of its own → the request-level one (1)
+                        {"actions": [tenant_action]},
+                        # items: the count ext_authz returned as dynamic metadata
+                        {
+                            "actions": [tenant_action],
+                            "hits_addend": {
+                                "format": f"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:{METADATA_HITS})%"
+                            },
+                        },
+                    ],
+                },
+            }
+        )
+    filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}})
+
+    return {
+        "admin": {"address": _socket(*options.admin)},
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "remote_write",
+                    "address": _socket(*options.listen),
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": {
+                                        "@type": _HCM,
+                                        "stat_prefix": "remote_write",
+                                        "codec_type": "AUTO",
+                                        "route_config": {
+                                            "name": "remote_write",
+                                            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}],
+                                        },
+                                        "http_filters": filters,
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+            "clusters": [
+                _cluster("rls", options.rls, http2=True, connect_timeout="0.25s"),
+                _cluster("distributor", (options.upstream,), http2=False, connect_timeout="1s"),
+            ],
+        },
+    }
+
+
+def render_yaml(options: EnvoyOptions) -> str:
+    header = f"# Envoy bootstrap for Mimir Edge Enforcement, mode {options.mode}, charge {options.charge}.\n"
+    header += "# Generated by `mimir-edge render-envoy`; edit the options, not this file.\n"
+    return header + yaml.safe_dump(render(options), sort_keys=False)

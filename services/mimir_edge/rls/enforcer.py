@@ -1,0 +1,118 @@
+"""Deciding one remote_write request: tenant, counting, one atomic bucket call, the modes.
+
+Protocol-neutral: the ext_authz and rate limit servicers translate Envoy's messages into these
+calls and the resulting Verdicts back into Envoy's answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
+from mimir_edge.core.remote_write import WriteCounts, count_write_request
+from mimir_edge.core.tenant import validate_tenant_id
+from mimir_edge.core.token_bucket import Decision
+from mimir_edge.core.verdict import (
+    Cause,
+    Outcome,
+    Verdict,
+    verdict_for_decision,
+    verdict_for_error,
+    verdict_for_store_unavailable,
+)
+from mimir_edge.rls.defaults import DefaultsCache
+from mimir_edge.rls.metrics import RlsMetrics
+from mimir_edge.store.buckets import BucketStore
+
+log = structlog.get_logger("rls")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    verdict: Verdict
+    tenant: str | None = None
+    counts: WriteCounts | None = None
+    decision: Decision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnforcerConfig:
+    tenant_header: str
+    max_request_bytes: int
+    shadow: bool
+    failure_mode_allow: bool
+
+
+class Enforcer:
+    def __init__(self, store: BucketStore, defaults: DefaultsCache, metrics: RlsMetrics, config: EnforcerConfig):
+        self._store = store
+        self._defaults = defaults
+        self._metrics = metrics
+        self._config = config
+
+    async def check(self, headers: Mapping[str, str], body: bytes, *, charge: bool = True) -> CheckResult:
+        """Decide a remote_write request. With `charge=False` only count (the rate limit filter
+        charges the buckets through ShouldRateLimit)."""
+        cfg = self._config
+        tenant: str | None = None
+        counts: WriteCounts | None = None
+        try:
+            tenant = validate_tenant_id(headers.get(cfg.tenant_header))
+            if len(body) > cfg.max_request_bytes:
+                raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {cfg.max_request_bytes} bytes")
+            started = time.perf_counter()
+            counts = count_write_request(
+                body,
+                content_type=headers.get("content-type"),
+                content_encoding=headers.get("content-encoding"),
+                max_decompressed_bytes=cfg.max_request_bytes,
+            )
+            self._metrics.parse_seconds.observe(time.perf_counter() - started)
+        except EdgeError as exc:
+            verdict = verdict_for_error(exc)
+            self._metrics.record(tenant, verdict.outcome, verdict.cause, 0)
+            log.info("rejected", tenant=tenant, status=verdict.http_status, reason=verdict.cause.value, error=str(exc))
+            return CheckResult(verdict, tenant, counts)
+        if not charge:
+            # Recorded when ShouldRateLimit charges it, not here: one request, one decision.
+            return CheckResult(Verdict(Outcome.ALLOWED, Cause.COUNTED, 200), tenant, counts)
+        decision, verdict = await self.decide(tenant, requests=1, items=counts.items)
+        return CheckResult(verdict, tenant, counts, decision)
+
+    async def decide(self, tenant: str, *, requests: int, items: int) -> tuple[Decision | None, Verdict]:
+        """One atomic bucket decision with the failure mode and shadow mode applied, recorded."""
+        started = time.perf_counter()
+        try:
+            decision = await self._store.decide(tenant, requests=requests, items=items, defaults=self._defaults.limits)
+        except StoreUnavailable as exc:
+            self._metrics.store_errors.inc()
+            verdict = verdict_for_store_unavailable(self._config.failure_mode_allow)
+            self._metrics.record(tenant, verdict.outcome, verdict.cause, items)
+            log.debug("redis unavailable", tenant=tenant, error=str(exc), decision=verdict.outcome.value)
+            return None, verdict
+        finally:
+            self._metrics.redis_seconds.observe(time.perf_counter() - started)
+        verdict = verdict_for_decision(decision, items, shadow=self._config.shadow)
+        self._metrics.record(tenant, verdict.outcome, verdict.cause, items)
+        if verdict.outcome is Outcome.ALLOWED:
+            log.debug("decision", tenant=tenant, decision="allowed", items=items)
+        else:
+            lim = decision.limits
+            log.info(
+                "decision",
+                tenant=tenant,
+                decision=verdict.outcome.value,
+                reason=verdict.cause.value,
+                items=items,
+                requests=requests,
+                ingestion_rate=lim.ingestion_rate,
+                ingestion_burst=lim.ingestion_burst,
+                request_rate=lim.request_rate,
+                request_burst=lim.request_burst,
+                retry_after_s=verdict.retry_after_s,
+            )
+        return decision, verdict

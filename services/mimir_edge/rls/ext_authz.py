@@ -1,0 +1,85 @@
+"""envoy.service.auth.v3.Authorization/Check: Envoy's ext_authz filter asks, with the body."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+from envoy.config.core.v3 import base_pb2 as core
+from envoy.service.auth.v3 import external_auth_pb2 as authz
+from envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+from google.rpc import code_pb2, status_pb2
+
+from mimir_edge.rls.enforcer import CheckResult, Enforcer
+from mimir_edge.rls.metrics import RlsMetrics
+
+#: Set by the generated Envoy config (`check_settings.context_extensions`) when the rate limit
+#: filter charges the buckets: Check then only counts, so each request is charged once.
+CHARGE_EXTENSION = "mimir_edge_charge"
+CHARGE_BY_RATELIMIT = "ratelimit"
+METADATA_HITS = "hits"
+
+_GRPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    413: code_pb2.INVALID_ARGUMENT,
+    415: code_pb2.INVALID_ARGUMENT,
+    429: code_pb2.RESOURCE_EXHAUSTED,
+    503: code_pb2.UNAVAILABLE,
+}
+_OVERWRITE = core.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+
+
+def _header(key: str, value: str) -> core.HeaderValueOption:
+    return core.HeaderValueOption(header=core.HeaderValue(key=key, value=value), append_action=_OVERWRITE)
+
+
+def check_response(result: CheckResult) -> authz.CheckResponse:
+    """The one place a CheckResult becomes Envoy's answer."""
+    verdict = result.verdict
+    if verdict.admitted:
+        headers = [_header("x-mimir-edge-decision", verdict.outcome.value)]
+        metadata = struct_pb2.Struct()
+        if result.counts is not None:
+            headers.append(_header("x-mimir-edge-items", str(result.counts.items)))
+            headers.append(_header("x-mimir-edge-series", str(result.counts.series)))
+            metadata.update({METADATA_HITS: result.counts.items, "series": result.counts.series})
+        if result.tenant is not None:
+            metadata.update({"tenant": result.tenant})
+        return authz.CheckResponse(
+            status=status_pb2.Status(code=code_pb2.OK),
+            ok_response=authz.OkHttpResponse(headers=headers),
+            dynamic_metadata=metadata,
+        )
+    headers = [
+        _header("content-type", "text/plain; charset=utf-8"),
+        _header("x-mimir-edge-reason", verdict.cause.value),
+    ]
+    if verdict.retry_after_s is not None:
+        headers.append(_header("retry-after", str(verdict.retry_after_s)))
+    return authz.CheckResponse(
+        status=status_pb2.Status(code=_GRPC_CODES.get(verdict.http_status, code_pb2.PERMISSION_DENIED)),
+        denied_response=authz.DeniedHttpResponse(
+            status=http_status_pb2.HttpStatus(code=verdict.http_status),
+            headers=headers,
+            body=verdict.message + "\n",
+        ),
+    )
+
+
+class AuthorizationServicer(authz_grpc.AuthorizationServicer):  # type: ignore[misc]
+    def __init__(self, enforcer: Enforcer, metrics: RlsMetrics):
+        self._enforcer = enforcer
+        self._metrics = metrics
+
+    async def Check(self, request: authz.CheckRequest, context: grpc.aio.ServicerContext) -> authz.CheckResponse:
+        started = time.perf_counter()
+        http = request.attributes.request.http
+        body = http.raw_body or http.body.encode()
+        charge = request.attributes.context_extensions.get(CHARGE_EXTENSION) != CHARGE_BY_RATELIMIT
+        result = await self._enforcer.check(http.headers, body, charge=charge)
+        response = check_response(result)
+        self._metrics.check_seconds.observe(time.perf_counter() - started)
+        return response

