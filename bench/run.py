@@ -21,6 +21,10 @@ RESULTS = ROOT / "bench" / "results"
 BENCHMARKS = {
     "counting": ("Counting remote_write vs full protobuf decode", "in-process, `time.perf_counter`"),
     "store": ("Redis bucket store: decisions/s and round trips", "asyncio tasks in the store's own process"),
+    "envoy_latency": (
+        "Through Envoy: added latency and maximum rate vs passthrough",
+        "bench/loadgen.py (asyncio + uvloop) in its own process",
+    ),
 }
 
 

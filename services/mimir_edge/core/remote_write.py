@@ -117,7 +117,11 @@ def count_write_request(
 
 def _reject_wrong_wire_types(*messages: Message) -> None:
     """A known field with the wrong wire type lands in the unknown fields; Mimir (gogo) rejects
-    such a request, so do we. Unknown field numbers are skipped, as Mimir skips them."""
+    such a request, so do we. Unknown field numbers are skipped, as Mimir skips them.
+
+    Checked at the request level (and on RW2 series); not on RW1 series, whose unknown fields
+    hold every label: listing them would cost more than the whole count.
+    """
     for message in messages:
         for unknown in UnknownFieldSet(message):
             if unknown.field_number in message.DESCRIPTOR.fields_by_number:
@@ -130,7 +134,7 @@ def _count_rw1(raw: bytes) -> WriteCounts:
     series_count = len(counting_pb2.WriteRequestShape.FromString(raw).timeseries)
     merged = counting_pb2.WriteRequestMerged.FromString(raw)
     series = merged.timeseries
-    _reject_wrong_wire_types(merged, series)
+    _reject_wrong_wire_types(merged)
     return WriteCounts(
         protocol=Protocol.RW1,
         series=series_count,

@@ -49,6 +49,8 @@ class EnvoyOptions:
     authz_timeout_s: float = 0.5
     #: Passed to the route; remote_write to a busy distributor can be slow.
     upstream_timeout_s: float = 30.0
+    #: False renders a plain proxy with no enforcement filters: the benchmarks' baseline.
+    enforcement_filters: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -122,14 +124,14 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
             },
         },
     }
-    filters = [ext_authz]
+    filters = [ext_authz] if options.enforcement_filters else []
     route: dict[str, Any] = {"match": {"prefix": "/"}}
     if options.mode == "mirror":
         route["direct_response"] = {"status": 204}
     else:
         route["route"] = {"cluster": "distributor", "timeout": _duration(options.upstream_timeout_s)}
 
-    if options.charge == "ratelimit":
+    if options.charge == "ratelimit" and options.enforcement_filters:
         route["typed_per_filter_config"] = {
             "envoy.filters.http.ext_authz": {
                 "@type": _EXT_AUTHZ_ROUTE,

@@ -26,7 +26,7 @@ from mimir_edge.proto.prometheus import types_pb2 as mimir__edge_dot_proto_dot_p
 from mimir_edge.proto.io.prometheus.write.v2 import types_pb2 as mimir__edge_dot_proto_dot_io_dot_prometheus_dot_write_dot_v2_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmimir_edge/proto/counting.proto\x12\x13mimir_edge.counting\x1a\'mimir_edge/proto/prometheus/types.proto\x1a\x33mimir_edge/proto/io/prometheus/write/v2/types.proto\"9\n\x11WriteRequestShape\x12\x12\n\ntimeseries\x18\x01 \x03(\x0c\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"\x87\x01\n\x12WriteRequestMerged\x12\x35\n\ntimeseries\x18\x01 \x01(\x0b\x32!.mimir_edge.counting.MergedSeries\x12:\n\x08metadata\x18\x03 \x03(\x0b\x32(.mimir_edge.counting.MetricMetadataBytes\"\xc6\x01\n\x0cMergedSeries\x12/\n\x06labels\x18\x01 \x03(\x0b\x32\x1f.mimir_edge.counting.LabelBytes\x12#\n\x07samples\x18\x02 \x03(\x0b\x32\x12.prometheus.Sample\x12\x35\n\texemplars\x18\x03 \x03(\x0b\x32\".mimir_edge.counting.ExemplarBytes\x12)\n\nhistograms\x18\x04 \x03(\x0b\x32\x15.prometheus.Histogram\")\n\nLabelBytes\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"b\n\rExemplarBytes\x12/\n\x06labels\x18\x01 \x03(\x0b\x32\x1f.mimir_edge.counting.LabelBytes\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\"[\n\x13MetricMetadataBytes\x12\x0c\n\x04type\x18\x01 \x01(\x05\x12\x1a\n\x12metric_family_name\x18\x02 \x01(\x0c\x12\x0c\n\x04help\x18\x04 \x01(\x0c\x12\x0c\n\x04unit\x18\x05 \x01(\x0c\"5\n\x0eRequestV2Shape\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x12\n\ntimeseries\x18\x05 \x03(\x0c\"[\n\x0fRequestV2Merged\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x37\n\ntimeseries\x18\x05 \x01(\x0b\x32#.mimir_edge.counting.MergedSeriesV2\"\x96\x02\n\x0eMergedSeriesV2\x12\x13\n\x0blabels_refs\x18\x01 \x03(\r\x12/\n\x07samples\x18\x02 \x03(\x0b\x32\x1e.io.prometheus.write.v2.Sample\x12\x35\n\nhistograms\x18\x03 \x03(\x0b\x32!.io.prometheus.write.v2.Histogram\x12\x33\n\texemplars\x18\x04 \x03(\x0b\x32 .io.prometheus.write.v2.Exemplar\x12\x37\n\x08metadata\x18\x05 \x01(\x0b\x32%.mimir_edge.counting.MergedMetadataV2\x12\x19\n\x11\x63reated_timestamp\x18\x06 \x01(\x03\"D\n\x10MergedMetadataV2\x12\x0c\n\x04type\x18\x01 \x03(\x05\x12\x10\n\x08help_ref\x18\x03 \x03(\r\x12\x10\n\x08unit_ref\x18\x04 \x03(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmimir_edge/proto/counting.proto\x12\x13mimir_edge.counting\x1a\'mimir_edge/proto/prometheus/types.proto\x1a\x33mimir_edge/proto/io/prometheus/write/v2/types.proto\"9\n\x11WriteRequestShape\x12\x12\n\ntimeseries\x18\x01 \x03(\x0c\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"\x87\x01\n\x12WriteRequestMerged\x12\x35\n\ntimeseries\x18\x01 \x01(\x0b\x32!.mimir_edge.counting.MergedSeries\x12:\n\x08metadata\x18\x03 \x03(\x0b\x32(.mimir_edge.counting.MetricMetadataBytes\"\x9b\x01\n\x0cMergedSeries\x12#\n\x07samples\x18\x02 \x03(\x0b\x32\x12.prometheus.Sample\x12\x35\n\texemplars\x18\x03 \x03(\x0b\x32\".mimir_edge.counting.ExemplarCount\x12)\n\nhistograms\x18\x04 \x03(\x0b\x32\x15.prometheus.HistogramJ\x04\x08\x01\x10\x02\"7\n\rExemplarCount\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x11\n\ttimestamp\x18\x03 \x01(\x03J\x04\x08\x01\x10\x02\"[\n\x13MetricMetadataBytes\x12\x0c\n\x04type\x18\x01 \x01(\x05\x12\x1a\n\x12metric_family_name\x18\x02 \x01(\x0c\x12\x0c\n\x04help\x18\x04 \x01(\x0c\x12\x0c\n\x04unit\x18\x05 \x01(\x0c\"5\n\x0eRequestV2Shape\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x12\n\ntimeseries\x18\x05 \x03(\x0c\"[\n\x0fRequestV2Merged\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x37\n\ntimeseries\x18\x05 \x01(\x0b\x32#.mimir_edge.counting.MergedSeriesV2\"\x96\x02\n\x0eMergedSeriesV2\x12\x13\n\x0blabels_refs\x18\x01 \x03(\r\x12/\n\x07samples\x18\x02 \x03(\x0b\x32\x1e.io.prometheus.write.v2.Sample\x12\x35\n\nhistograms\x18\x03 \x03(\x0b\x32!.io.prometheus.write.v2.Histogram\x12\x33\n\texemplars\x18\x04 \x03(\x0b\x32 .io.prometheus.write.v2.Exemplar\x12\x37\n\x08metadata\x18\x05 \x01(\x0b\x32%.mimir_edge.counting.MergedMetadataV2\x12\x19\n\x11\x63reated_timestamp\x18\x06 \x01(\x03\"D\n\x10MergedMetadataV2\x12\x0c\n\x04type\x18\x01 \x03(\x05\x12\x10\n\x08help_ref\x18\x03 \x03(\r\x12\x10\n\x08unit_ref\x18\x04 \x03(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,19 +38,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WRITEREQUESTMERGED']._serialized_start=210
   _globals['_WRITEREQUESTMERGED']._serialized_end=345
   _globals['_MERGEDSERIES']._serialized_start=348
-  _globals['_MERGEDSERIES']._serialized_end=546
-  _globals['_LABELBYTES']._serialized_start=548
-  _globals['_LABELBYTES']._serialized_end=589
-  _globals['_EXEMPLARBYTES']._serialized_start=591
-  _globals['_EXEMPLARBYTES']._serialized_end=689
-  _globals['_METRICMETADATABYTES']._serialized_start=691
-  _globals['_METRICMETADATABYTES']._serialized_end=782
-  _globals['_REQUESTV2SHAPE']._serialized_start=784
-  _globals['_REQUESTV2SHAPE']._serialized_end=837
-  _globals['_REQUESTV2MERGED']._serialized_start=839
-  _globals['_REQUESTV2MERGED']._serialized_end=930
-  _globals['_MERGEDSERIESV2']._serialized_start=933
-  _globals['_MERGEDSERIESV2']._serialized_end=1211
-  _globals['_MERGEDMETADATAV2']._serialized_start=1213
-  _globals['_MERGEDMETADATAV2']._serialized_end=1281
+  _globals['_MERGEDSERIES']._serialized_end=503
+  _globals['_EXEMPLARCOUNT']._serialized_start=505
+  _globals['_EXEMPLARCOUNT']._serialized_end=560
+  _globals['_METRICMETADATABYTES']._serialized_start=562
+  _globals['_METRICMETADATABYTES']._serialized_end=653
+  _globals['_REQUESTV2SHAPE']._serialized_start=655
+  _globals['_REQUESTV2SHAPE']._serialized_end=708
+  _globals['_REQUESTV2MERGED']._serialized_start=710
+  _globals['_REQUESTV2MERGED']._serialized_end=801
+  _globals['_MERGEDSERIESV2']._serialized_start=804
+  _globals['_MERGEDSERIESV2']._serialized_end=1082
+  _globals['_MERGEDMETADATAV2']._serialized_start=1084
+  _globals['_MERGEDMETADATAV2']._serialized_end=1152
 # @@protoc_insertion_point(module_scope)

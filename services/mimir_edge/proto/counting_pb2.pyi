@@ -25,34 +25,22 @@ class WriteRequestMerged(_message.Message):
     def __init__(self, timeseries: _Optional[_Union[MergedSeries, _Mapping]] = ..., metadata: _Optional[_Iterable[_Union[MetricMetadataBytes, _Mapping]]] = ...) -> None: ...
 
 class MergedSeries(_message.Message):
-    __slots__ = ("labels", "samples", "exemplars", "histograms")
-    LABELS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("samples", "exemplars", "histograms")
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     EXEMPLARS_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
-    labels: _containers.RepeatedCompositeFieldContainer[LabelBytes]
     samples: _containers.RepeatedCompositeFieldContainer[_types_pb2.Sample]
-    exemplars: _containers.RepeatedCompositeFieldContainer[ExemplarBytes]
+    exemplars: _containers.RepeatedCompositeFieldContainer[ExemplarCount]
     histograms: _containers.RepeatedCompositeFieldContainer[_types_pb2.Histogram]
-    def __init__(self, labels: _Optional[_Iterable[_Union[LabelBytes, _Mapping]]] = ..., samples: _Optional[_Iterable[_Union[_types_pb2.Sample, _Mapping]]] = ..., exemplars: _Optional[_Iterable[_Union[ExemplarBytes, _Mapping]]] = ..., histograms: _Optional[_Iterable[_Union[_types_pb2.Histogram, _Mapping]]] = ...) -> None: ...
+    def __init__(self, samples: _Optional[_Iterable[_Union[_types_pb2.Sample, _Mapping]]] = ..., exemplars: _Optional[_Iterable[_Union[ExemplarCount, _Mapping]]] = ..., histograms: _Optional[_Iterable[_Union[_types_pb2.Histogram, _Mapping]]] = ...) -> None: ...
 
-class LabelBytes(_message.Message):
-    __slots__ = ("name", "value")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    name: bytes
-    value: bytes
-    def __init__(self, name: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
-
-class ExemplarBytes(_message.Message):
-    __slots__ = ("labels", "value", "timestamp")
-    LABELS_FIELD_NUMBER: _ClassVar[int]
+class ExemplarCount(_message.Message):
+    __slots__ = ("value", "timestamp")
     VALUE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
-    labels: _containers.RepeatedCompositeFieldContainer[LabelBytes]
     value: float
     timestamp: int
-    def __init__(self, labels: _Optional[_Iterable[_Union[LabelBytes, _Mapping]]] = ..., value: _Optional[float] = ..., timestamp: _Optional[int] = ...) -> None: ...
+    def __init__(self, value: _Optional[float] = ..., timestamp: _Optional[int] = ...) -> None: ...
 
 class MetricMetadataBytes(_message.Message):
     __slots__ = ("type", "metric_family_name", "help", "unit")

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.schema import bucket_key, limits_key
@@ -85,32 +85,40 @@ class BucketStore:
                 replies[i] = reply
         return [self._decision(call, reply) for call, reply in zip(calls, replies, strict=True)]
 
+    def _args(self, call: BucketCall) -> tuple[str | int, ...]:
+        d = call.defaults
+        return (
+            "EVALSHA",
+            self._script.sha,
+            2,
+            limits_key(call.tenant),
+            bucket_key(call.tenant),
+            call.requests,
+            call.items,
+            repr(d.request_rate),
+            d.request_burst,
+            repr(d.ingestion_rate),
+            d.ingestion_burst,
+            self._max_idle_ms,
+            "" if call.now_us is None else call.now_us,
+        )
+
     async def _run(self, calls: Sequence[BucketCall]) -> list[object]:
-        pipe = self._redis.pipeline(transaction=False)
-        sha = self._script.sha
-        for call in calls:
-            d = call.defaults
+        self.round_trips += 1
+        async with translated_errors("EVALSHA"), asyncio.timeout(self._timeout_s):
+            if len(calls) == 1:  # no pipeline object for a lone call
+                try:
+                    return [await self._redis.execute_command(*self._args(calls[0]))]
+                except NoScriptError as exc:
+                    return [exc]
+                except ResponseError as exc:  # a script error is an answer, not an outage
+                    return [exc]
             # execute_command, not evalsha(): redis-py blocks the latter in Cluster pipelines,
             # while the command itself routes by its keys like any other.
-            pipe.execute_command(
-                "EVALSHA",
-                sha,
-                2,
-                limits_key(call.tenant),
-                bucket_key(call.tenant),
-                call.requests,
-                call.items,
-                repr(d.request_rate),
-                d.request_burst,
-                repr(d.ingestion_rate),
-                d.ingestion_burst,
-                self._max_idle_ms,
-                "" if call.now_us is None else call.now_us,
-            )
-        self.round_trips += 1
-        async with translated_errors("EVALSHA pipeline"):
-            async with asyncio.timeout(self._timeout_s):
-                return list(await pipe.execute(raise_on_error=False))
+            pipe = self._redis.pipeline(transaction=False)
+            for call in calls:
+                pipe.execute_command(*self._args(call))
+            return list(await pipe.execute(raise_on_error=False))
 
     @staticmethod
     def _decision(call: BucketCall, reply: object) -> Decision | BaseException:
