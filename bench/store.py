@@ -1,8 +1,10 @@
 """Decisions/s of the Redis bucket store from one process, and Redis round trips per decision.
 
 One BucketStore (what one RLS process has) on a real redis-server on 127.0.0.1; `concurrency`
-asyncio tasks call `decide` back to back for a fixed time. Round trips are the pipelines the
-store sent; Redis CPU per decision comes from INFO commandstats (usec per EVALSHA call).
+asyncio tasks call `decide` back to back for a fixed time. Three transports side by side:
+`resp` (the lean pipelining client the RLS uses on standalone Redis), `redis-py coalesced`
+(pipelines, as on Cluster) and `redis-py per call` (one round trip each: the baseline). Round
+trips are socket writes / pipelines sent; Redis CPU per decision comes from INFO commandstats.
 """
 
 from __future__ import annotations
@@ -23,23 +25,27 @@ DURATION_S = 3.0
 LIMITS = BucketLimits(request_rate=1e9, request_burst=10**9, ingestion_rate=1e12, ingestion_burst=10**12)
 
 CASES = [
-    # (tenants, concurrency, coalescing)
-    (1, 1, True),
-    (1, 64, True),
-    (1000, 1, True),
-    (1000, 64, True),
-    (1000, 64, False),
+    # (tenants, concurrency, transport)
+    (1, 1, "resp"),
+    (1, 64, "resp"),
+    (1000, 1, "resp"),
+    (1000, 64, "resp"),
+    (1000, 1, "redis-py coalesced"),
+    (1000, 64, "redis-py coalesced"),
+    (1000, 64, "redis-py per call"),
 ]
 
 
-async def _case(url: str, tenants: int, concurrency: int, coalescing: bool) -> dict[str, Any]:
-    redis = connect(RedisConfig(url=url, timeout_s=2.0))
+async def _case(url: str, tenants: int, concurrency: int, transport: str) -> dict[str, Any]:
+    config = RedisConfig(url=url, timeout_s=2.0)
+    redis = connect(config)
     await redis.config_resetstat()
-    store = (
-        BucketStore(redis, timeout_s=2.0)
-        if coalescing
-        else BucketStore(redis, timeout_s=2.0, max_batch=1, max_in_flight=concurrency)
-    )
+    if transport == "resp":
+        store = BucketStore.for_config(config, redis)
+    elif transport == "redis-py coalesced":
+        store = BucketStore(redis, timeout_s=2.0)
+    else:
+        store = BucketStore(redis, timeout_s=2.0, max_batch=1, max_in_flight=concurrency)
     names = [f"bench-{i}" for i in range(tenants)]
     deadline = time.perf_counter() + DURATION_S
 
@@ -54,11 +60,12 @@ async def _case(url: str, tenants: int, concurrency: int, coalescing: bool) -> d
     elapsed = time.perf_counter() - started
     stats = await redis.info("commandstats")
     evalsha = stats.get("cmdstat_evalsha", {})
+    await store.close()
     await redis.aclose()
     return {
         "tenants": tenants,
         "concurrency": concurrency,
-        "coalescing": coalescing,
+        "transport": transport,
         "decisions": store.decisions,
         "decisions_per_s": round(store.decisions / elapsed),
         "round_trips_per_decision": round(store.round_trips / store.decisions, 3),
@@ -82,12 +89,12 @@ def run() -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> list[str]:
     lines = [
-        "| tenants | concurrency | coalescing | decisions/s | Redis round trips / decision | Redis µs / decision |",
-        "|---:|---:|:---:|---:|---:|---:|",
+        "| transport | tenants | concurrency | decisions/s | Redis round trips / decision | Redis µs / decision |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r['tenants']:,} | {r['concurrency']} | {'yes' if r['coalescing'] else 'no'} | "
+            f"| {r['transport']} | {r['tenants']:,} | {r['concurrency']} | "
             f"{r['decisions_per_s']:,} | {r['round_trips_per_decision']} | {r['redis_usec_per_decision']} |"
         )
     lines.append("")

@@ -9,7 +9,7 @@ from mimir_edge.core.limits import TenantLimits
 from mimir_edge.core.schema import encode_limits, limits_key
 from mimir_edge.core.token_bucket import BucketLimits, BucketState, Decision, decide
 from mimir_edge.store.buckets import BucketStore
-from mimir_edge.store.client import Redis
+from mimir_edge.store.client import Redis, RedisConfig
 
 from tests.scenarios import MAX_IDLE_MS, T0_US, Call, Scenario, SetLimits
 
@@ -48,9 +48,12 @@ class ModelBackend:
 
 
 class RedisBackend:
-    def __init__(self, redis: Redis):
+    def __init__(self, redis: Redis, config: RedisConfig):
         self.redis = redis
-        self.store = BucketStore(redis, timeout_s=5.0, max_idle_ms=MAX_IDLE_MS)
+        self.store = BucketStore.for_config(config, redis, timeout_s=5.0, max_idle_ms=MAX_IDLE_MS)
+
+    async def close(self) -> None:
+        await self.store.close()
 
     async def set_limits(self, tenant: str, limits: TenantLimits | None) -> None:
         if limits is None:

@@ -5,13 +5,24 @@ A missing program fails the test with how to install it; nothing is skipped.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+import uvloop
 from mimir_edge.localstack.processes import MissingProgram
 from mimir_edge.localstack.redis import RedisCluster, RedisServer
 from mimir_edge.store.client import Redis, RedisConfig, connect
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests marked `both_loops` run on asyncio's loop and on uvloop (what the RLS uses)."""
+    if item.get_closest_marker("both_loops") is None:
+        return {"asyncio": asyncio.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

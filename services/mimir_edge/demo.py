@@ -33,12 +33,13 @@ async def _run(overrides_path: Path, seconds: float) -> None:
     with tempfile.TemporaryDirectory(prefix="mimir-edge-demo-") as tmp:
         server = RedisServer(Path(tmp)).start()
         print(f"redis-server pid {server.process.pid if server.process else '?'} on {server.url}")
-        redis = connect(RedisConfig(url=server.url, timeout_s=1.0))
+        config = RedisConfig(url=server.url, timeout_s=1.0)
+        redis = connect(config)
         try:
             overrides = read_files(overrides_path).parse()
             result = await LimitsStore(redis).reconcile(overrides)
             print(f"loaded {overrides_path}: {len(result.written)} tenants written (generation {result.generation})")
-            store = BucketStore(redis)
+            store = BucketStore.for_config(config, redis)
             defaults = BucketLimits.from_tenant_limits(overrides.defaults)
             bodies = {t: compress(rw1_request(Shape(series=n))) for t, (n, _) in TRAFFIC.items()}
             stats: dict[str, Counter[str]] = {t: Counter() for t in TRAFFIC}

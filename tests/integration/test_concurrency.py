@@ -34,12 +34,13 @@ async def test_concurrent_clients_share_one_budget(redis_config: RedisConfig) ->
     async def client(index: int) -> list[tuple[int, Decision]]:
         # Each client is its own connection pool and coalescer, as separate replicas would be.
         redis = connect(redis_config)
-        store = BucketStore(redis, timeout_s=2.0)
+        store = BucketStore.for_config(redis_config, redis, timeout_s=2.0)
         seen = []
         deadline = time.monotonic() + DURATION_S
         while time.monotonic() < deadline:
             items = rng.randint(1, MAX_ITEMS)
             seen.append((items, await store.decide(tenant, requests=1, items=items, defaults=defaults)))
+        await store.close()
         await redis.aclose()
         return seen
 

@@ -53,7 +53,7 @@ async def test_sync_once_writes_limits_and_the_script_enforces_them(tmp_path: Pa
         )
         assert int(await redis.hget(SYNC_STATUS_KEY, "generation")) == 1
 
-        store = BucketStore(redis, timeout_s=2)
+        store = BucketStore.for_config(RedisConfig(url=server.url, timeout_s=2), redis)
         fallback = BucketLimits.from_tenant_limits(MIMIR_DEFAULTS)
         decision = await store.decide("small", requests=1, items=21, defaults=fallback)
         assert decision.reason is Reason.INGESTION_BURST and decision.limits.ingestion_burst == 20
@@ -66,6 +66,7 @@ async def test_sync_once_writes_limits_and_the_script_enforces_them(tmp_path: Pa
         assert await redis.exists(limits_key("small")) == 0
         decision = await store.decide("small", requests=1, items=1, defaults=fallback)
         assert not decision.tenant_limits
+        await store.close()
         await redis.aclose()
     finally:
         server.stop()

@@ -43,7 +43,8 @@ def cli(port: int, *args: str, timeout_s: float = 5.0) -> str:
 
 def _ping(port: int) -> bool:
     try:
-        return cli(port, "PING", timeout_s=1).strip() == "PONG"
+        answer = cli(port, "PING", timeout_s=1).strip()
+        return answer == "PONG" or answer.startswith("NOAUTH")  # answering, with a password set
     except subprocess.TimeoutExpired:
         return False
 

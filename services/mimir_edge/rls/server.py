@@ -46,7 +46,7 @@ def _split(address: str) -> tuple[str, int]:
 async def serve(settings: RlsSettings) -> None:
     """Run until SIGTERM/SIGINT; then stop taking new calls, finish in-flight ones, exit."""
     redis = connect(settings.redis)
-    store = BucketStore(redis, timeout_s=settings.redis.timeout_s)
+    store = BucketStore.for_config(settings.redis, redis)
     metrics = RlsMetrics()
     defaults = DefaultsCache(LimitsStore(redis, timeout_s=max(settings.redis.timeout_s, 1.0)))
     enforcer = Enforcer(

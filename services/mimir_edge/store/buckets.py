@@ -1,4 +1,9 @@
-"""The token bucket in Redis: one atomic Lua call per decision, coalesced into pipelines."""
+"""The token bucket in Redis: one atomic Lua call per decision.
+
+Two transports, one script: on standalone Redis the lean pipelining RespClient (every call
+written at once, replies in order); on Redis Cluster redis-py, with concurrent calls coalesced
+into per-node pipelines. Both count their round trips.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from redis.exceptions import NoScriptError, ResponseError
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.schema import bucket_key, limits_key
 from mimir_edge.core.token_bucket import BucketLimits, Decision, Reason
-from mimir_edge.store.client import Redis, translated_errors
+from mimir_edge.store.client import Redis, RedisConfig, translated_errors
 from mimir_edge.store.coalescer import Coalescer
+from mimir_edge.store.resp import RespClient, RespError
 from mimir_edge.store.scripts import LuaScript, load_script
 
 #: An idle bucket is dropped after at most this long, even when it never refills (rate 0).
@@ -31,12 +37,13 @@ class BucketCall:
 
 
 class BucketStore:
-    """Decides calls against the shared buckets; `round_trips` counts pipelines sent."""
+    """Decides calls against the shared buckets; `round_trips` counts writes to Redis."""
 
     def __init__(
         self,
         redis: Redis,
         *,
+        resp: RespClient | None = None,
         timeout_s: float = 0.25,
         max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
         max_batch: int = 256,
@@ -49,11 +56,24 @@ class BucketStore:
         self._coalescer: Coalescer[BucketCall, Decision] = Coalescer(
             self._flush, max_batch=max_batch, max_in_flight=max_in_flight
         )
-        self.round_trips = 0
+        self._resp = resp
+        self._direct_calls = 0
+        self._pipelines = 0
+
+    @classmethod
+    def for_config(cls, config: RedisConfig, redis: Redis, **kwargs: int | float) -> BucketStore:
+        """The store an RLS uses: the lean client on standalone Redis, pipelines on Cluster."""
+        resp = None if config.cluster_nodes else RespClient.from_url(config.url, connect_timeout_s=config.timeout_s)
+        kwargs.setdefault("timeout_s", config.timeout_s)
+        return cls(redis, resp=resp, **kwargs)  # type: ignore[arg-type]
 
     @property
     def decisions(self) -> int:
-        return self._coalescer.calls
+        return self._coalescer.calls + self._direct_calls
+
+    @property
+    def round_trips(self) -> int:
+        return self._pipelines + (self._resp.writes if self._resp else 0)
 
     async def decide(
         self,
@@ -65,7 +85,11 @@ class BucketStore:
         now_us: int | None = None,
     ) -> Decision:
         """One atomic decision for `tenant`. Raises StoreUnavailable when Redis does not answer."""
-        return await self._coalescer.submit(BucketCall(tenant, requests, items, defaults, now_us))
+        call = BucketCall(tenant, requests, items, defaults, now_us)
+        if self._resp is not None:
+            self._direct_calls += 1
+            return await self._decide_direct(self._resp, call)
+        return await self._coalescer.submit(call)
 
     async def load_script(self) -> None:
         async with translated_errors("SCRIPT LOAD"):
@@ -73,6 +97,27 @@ class BucketStore:
 
     async def close(self) -> None:
         await self._coalescer.close()
+        if self._resp is not None:
+            await self._resp.close()
+
+    async def _decide_direct(self, resp: RespClient, call: BucketCall) -> Decision:
+        args = self._args(call)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                try:
+                    reply = await resp.call(*args)
+                except RespError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
+                    # A restarted or failed-over Redis forgot the script: load it, call again.
+                    await resp.call("SCRIPT", "LOAD", self._script.source)
+                    reply = await resp.call(*args)
+        except (RespError, OSError, TimeoutError) as exc:  # ConnectionError is an OSError
+            raise StoreUnavailable(f"redis EVALSHA failed: {type(exc).__name__}: {exc}") from exc
+        decision = self._decision(call, reply)
+        if isinstance(decision, BaseException):
+            raise decision
+        return decision
 
     async def _flush(self, calls: Sequence[BucketCall]) -> list[Decision | BaseException]:
         replies = await self._run(calls)
@@ -104,7 +149,7 @@ class BucketStore:
         )
 
     async def _run(self, calls: Sequence[BucketCall]) -> list[object]:
-        self.round_trips += 1
+        self._pipelines += 1
         async with translated_errors("EVALSHA"), asyncio.timeout(self._timeout_s):
             if len(calls) == 1:  # no pipeline object for a lone call
                 try:

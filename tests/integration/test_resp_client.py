@@ -1,0 +1,71 @@
+"""The lean pipelining client against a real redis-server: replies in order, errors, AUTH and
+db from the URL, connection loss and reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import redis as sync_redis
+from mimir_edge.localstack.processes import free_port
+from mimir_edge.localstack.redis import RedisServer
+from mimir_edge.store.resp import RespAddress, RespClient, RespError
+
+# Every test on both loops: the RLS runs on uvloop, whose transports differ from asyncio's.
+pytestmark = pytest.mark.both_loops
+
+
+async def test_concurrent_calls_get_their_own_replies(redis_server: RedisServer) -> None:
+    client = RespClient.from_url(redis_server.url)
+    replies = await asyncio.gather(*(client.call("ECHO", f"m{i}") for i in range(500)))
+    assert replies == [f"m{i}".encode() for i in range(500)]
+    assert client.writes < 500  # calls of one loop turn leave in one write
+    with pytest.raises(RespError, match="unknown command"):
+        await client.call("NO-SUCH-COMMAND")
+    assert await client.call("PING") == b"PONG"
+    await client.close()
+
+
+async def test_url_password_and_database(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "auth", extra_args=("--requirepass", "s3cret")).start()
+    try:
+        good = RespClient.from_url(f"redis://:s3cret@127.0.0.1:{server.port}/3")
+        assert await good.call("SET", "k", "v") == b"OK"
+        check = sync_redis.Redis(host="127.0.0.1", port=server.port, password="s3cret", db=3)
+        assert check.get("k") == b"v"
+        check.close()
+        await good.close()
+        bad = RespClient.from_url(f"redis://:wrong@127.0.0.1:{server.port}/0")
+        with pytest.raises(RespError):
+            await bad.call("PING")
+        await bad.close()
+    finally:
+        server.stop()
+
+
+def test_address_from_url() -> None:
+    a = RespAddress.from_url("rediss://user:p%40ss@redis.example:6380/2")
+    assert (a.host, a.port, a.db, a.username, a.password, a.tls) == ("redis.example", 6380, 2, "user", "p@ss", True)
+    with pytest.raises(ValueError, match="scheme"):
+        RespAddress.from_url("http://127.0.0.1:6379")
+
+
+async def test_connection_loss_fails_calls_then_reconnects(tmp_path: Path) -> None:
+    port = free_port()
+    server = RedisServer(tmp_path / "a", port=port).start()
+    client = RespClient.from_url(f"redis://127.0.0.1:{port}/0", connect_timeout_s=1.0)
+    try:
+        assert await client.call("PING") == b"PONG"
+        blocked = asyncio.ensure_future(client.call("BLPOP", "never", "0"))  # waits on the server
+        await asyncio.sleep(0.1)
+        server.kill()
+        with pytest.raises(ConnectionError):
+            await blocked
+        with pytest.raises(OSError):  # refused while it is down
+            await client.call("PING")
+        server = RedisServer(tmp_path / "b", port=port).start()
+        assert await client.call("PING") == b"PONG"
+    finally:
+        await client.close()
+        server.stop()
