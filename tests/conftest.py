@@ -67,3 +67,14 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture
+def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, for tests that write the global keys (defaults, index)."""
+    try:
+        server = RedisServer(tmp_path / "fresh-redis").start()
+    except MissingProgram as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()

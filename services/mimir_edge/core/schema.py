@@ -16,6 +16,8 @@ PREFIX = "mee"
 DEFAULTS_KEY = f"{PREFIX}:defaults"
 TENANTS_KEY = f"{PREFIX}:tenants"
 SYNC_STATUS_KEY = f"{PREFIX}:sync"
+#: overrides-sync publishes here after a change; RLS replicas refresh their defaults at once.
+LIMITS_CHANNEL = f"{PREFIX}:limits-changed"
 
 #: The fields the Lua script enforces (burst factor already applied); the Mimir fields are
 #: stored beside them for operators.

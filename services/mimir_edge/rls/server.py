@@ -104,7 +104,11 @@ async def serve(settings: RlsSettings) -> None:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("rls ready")
 
-    tasks = [asyncio.create_task(defaults.run()), asyncio.create_task(become_ready())]
+    tasks = [
+        asyncio.create_task(defaults.run()),
+        asyncio.create_task(defaults.follow_changes(settings.redis)),
+        asyncio.create_task(become_ready()),
+    ]
     try:
         await stop.wait()
         log.info("rls stopping: not serving, draining in-flight calls")

@@ -1,11 +1,12 @@
-"""`mimir-overrides-sync`: load Mimir's runtime overrides, write effective limits to Redis."""
+"""`mimir-overrides-sync`: follow Mimir's runtime overrides, keep effective limits in Redis."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import os
+import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,11 +14,14 @@ from pathlib import Path
 import structlog
 
 from mimir_edge import logs
-from mimir_edge.core.errors import EdgeError, OverridesError, StoreUnavailable
+from mimir_edge.core.errors import EdgeError
 from mimir_edge.settings import add_redis_flags
 from mimir_edge.store.client import RedisConfig, connect
-from mimir_edge.store.limits import LimitsStore, SyncResult
-from mimir_edge.sync.sources import OverridesDocuments, read_files
+from mimir_edge.store.limits import LimitsStore
+from mimir_edge.sync import http
+from mimir_edge.sync.metrics import SyncMetrics
+from mimir_edge.sync.service import SyncPolicy, SyncService
+from mimir_edge.sync.sources import FileSource
 
 log = structlog.get_logger("overrides-sync")
 
@@ -25,63 +29,76 @@ log = structlog.get_logger("overrides-sync")
 def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mimir-overrides-sync",
-        description="Write the effective per-tenant limits of Mimir's runtime overrides into Redis.",
+        description="Follow Mimir's runtime overrides and keep every tenant's effective limits in Redis.",
     )
-    parser.add_argument(
+    source = parser.add_argument_group("source")
+    source.add_argument(
         "--source",
         choices=("file", "kubernetes"),
         default="file",
         help="where the overrides come from (default %(default)s)",
     )
-    parser.add_argument("--path", type=Path, help="overrides file (source file)")
-    parser.add_argument(
+    source.add_argument("--path", type=Path, help="overrides file (source file)")
+    source.add_argument(
         "--defaults-path",
         type=Path,
-        help="defaults: Mimir's config (its `limits:` block) or a map of limit fields",
+        help="defaults file: Mimir's config (its `limits:` block) or a map of limit fields",
     )
-    parser.add_argument("--namespace", default="mimir", help="ConfigMap namespace (source kubernetes)")
-    parser.add_argument("--configmap", default="mimir-overrides", help="ConfigMap name (source kubernetes)")
-    parser.add_argument("--key", default="overrides.yaml", help="ConfigMap key (source kubernetes)")
-    parser.add_argument("--once", action="store_true", help="load, write and exit")
+    source.add_argument("--namespace", default="mimir", help="ConfigMap namespace (default %(default)s)")
+    source.add_argument("--configmap", default="mimir-overrides", help="ConfigMap name (default %(default)s)")
+    source.add_argument("--key", default="overrides.yaml", help="ConfigMap key (default %(default)s)")
+    source.add_argument("--defaults-key", help="ConfigMap key holding the defaults document, if any")
+    source.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster config)")
+    source.add_argument(
+        "--interval", type=float, default=0.25, help="seconds between file checks (default %(default)s)"
+    )
+    source.add_argument(
+        "--resync-interval",
+        type=float,
+        default=300.0,
+        help="seconds between full re-reads that repair drift (default %(default)s)",
+    )
+    safety = parser.add_argument_group("safety")
+    safety.add_argument("--once", action="store_true", help="load, write and exit")
+    safety.add_argument("--dry-run", action="store_true", help="print the difference it would write; write nothing")
+    safety.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="apply a document even if it removes more than --max-delete-fraction of the tenants",
+    )
+    safety.add_argument(
+        "--max-delete-fraction",
+        type=float,
+        default=0.5,
+        help="fraction of tenants one document may remove (default %(default)s)",
+    )
+    election = parser.add_argument_group("leader election (Kubernetes Lease)")
+    election.add_argument("--leader-elect", action="store_true", help="only the Lease holder writes to Redis")
+    election.add_argument("--lease-name", default="mimir-overrides-sync")
+    election.add_argument("--lease-namespace", help="default: --namespace")
+    election.add_argument("--lease-duration", type=int, default=15, help="seconds (default %(default)s)")
+    election.add_argument(
+        "--identity",
+        default=f"{socket.gethostname()}-{os.getpid()}",
+        help="this candidate's name (default hostname-pid)",
+    )
     parser.add_argument(
-        "--interval", type=float, default=1.0, help="seconds between file checks when running continuously"
+        "--http-addr",
+        default=env.get("HTTP_ADDR", "0.0.0.0:9091"),
+        help="/metrics, /healthz, /readyz (env HTTP_ADDR; default %(default)s)",
     )
     add_redis_flags(parser, env)
     logs.add_log_flags(parser, env)
     return parser
 
 
-async def sync_once(store: LimitsStore, documents: OverridesDocuments) -> SyncResult:
-    result = await store.reconcile(documents.parse())
-    log.info(
-        "synced",
-        generation=result.generation,
-        written=len(result.written),
-        removed=len(result.removed),
-        unchanged=result.unchanged,
-        defaults_changed=result.defaults_changed,
-    )
-    return result
+def _api_client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from kubernetes import client, config
 
-
-async def run_file(args: argparse.Namespace, store: LimitsStore) -> int:
-    if args.once:
-        await sync_once(store, read_files(args.path, args.defaults_path))
-        return 0
-    # Continuous mode: re-read when the content changes; a bad document keeps the last good one.
-    last_digest = b""
-    while True:
-        try:
-            documents = read_files(args.path, args.defaults_path)
-            digest = hashlib.sha256(documents.overrides.encode() + b"\0" + (documents.defaults or "").encode()).digest()
-            if digest != last_digest:
-                await sync_once(store, documents)
-                last_digest = digest
-        except OverridesError as exc:
-            log.error("overrides rejected, last good limits kept", error=str(exc))
-        except StoreUnavailable as exc:
-            log.error("redis unavailable, will retry", error=str(exc))
-        await asyncio.sleep(args.interval)
+    if args.kubeconfig:
+        return config.new_client_from_config(config_file=str(args.kubeconfig))
+    config.load_incluster_config()
+    return client.ApiClient()
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -90,10 +107,79 @@ async def amain(args: argparse.Namespace) -> int:
         cluster_nodes=RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes),
         timeout_s=max(args.redis_timeout, 1.0),
     )
+    metrics = SyncMetrics()
+    elector = None
+    if args.source == "kubernetes" or args.leader_elect:
+        api_client = _api_client(args)
+    if args.source == "kubernetes":
+        from mimir_edge.sync.kubernetes import ConfigMapSource
+
+        source: FileSource | ConfigMapSource = ConfigMapSource(
+            api_client,
+            args.namespace,
+            args.configmap,
+            args.key,
+            defaults_key=args.defaults_key,
+            resync_s=args.resync_interval,
+            on_restart=lambda reason: metrics.watch_restarts.labels(reason).inc(),
+        )
+    else:
+        source = FileSource(args.path, args.defaults_path, interval_s=args.interval, resync_s=args.resync_interval)
+    if args.leader_elect and not args.once:
+        from mimir_edge.sync.leader import LeaseElector
+
+        elector = LeaseElector(
+            api_client,
+            args.lease_namespace or args.namespace,
+            args.lease_name,
+            args.identity,
+            lease_duration_s=args.lease_duration,
+            retry_period_s=max(0.2, args.lease_duration / 5),
+        )
+        elector.start()
+
+    def is_leader() -> bool:
+        leader = elector is None or elector.is_leader
+        metrics.leader.set(1 if leader else 0)
+        return leader
+
     redis = connect(config)
+    service = SyncService(
+        LimitsStore(redis),
+        metrics,
+        SyncPolicy(
+            max_delete_fraction=args.max_delete_fraction, allow_mass_delete=args.allow_mass_delete, dry_run=args.dry_run
+        ),
+        is_leader=is_leader,
+    )
     try:
-        return await run_file(args, LimitsStore(redis))
+        if args.once:
+            async for event in source.events():
+                result = await service.handle(event)
+                return 0 if result in ("applied", "unchanged", "dry_run") else 1
+            return 1
+        host, _, port = args.http_addr.rpartition(":")
+        server = http.serve(host.strip("[]"), int(port), metrics.registry, lambda: service.healthy)
+        log.info(
+            "overrides-sync started",
+            source=source.describe(),
+            leader_elect=args.leader_elect,
+            http_addr=args.http_addr,
+            dry_run=args.dry_run,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        runner = asyncio.create_task(service.run(source))
+        await asyncio.wait([runner, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        runner.cancel()
+        server.shutdown()
+        log.info("overrides-sync stopped")
+        return 0
     finally:
+        if elector is not None:
+            elector.stop()
         await redis.aclose()
 
 
@@ -101,10 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(args.log_format, args.log_level)
-    if args.source == "kubernetes":
-        parser.error("--source kubernetes is not available yet; use --source file --path F")
-    if args.path is None:
+    if args.source == "file" and args.path is None:
         parser.error("--source file needs --path")
+    if args.leader_elect and args.once:
+        parser.error("--leader-elect makes no sense with --once")
+    if not 0 < args.max_delete_fraction <= 1:
+        parser.error("--max-delete-fraction must be in (0, 1]")
     try:
         RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
     except ValueError as exc:

@@ -1,0 +1,21 @@
+"""Bounded waiting for something that happens in another process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], *, timeout_s: float = 10.0, interval_s: float = 0.02, what: str = "") -> T:
+    """Call `check` until it returns something truthy; fail after `timeout_s` saying `what`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or check}")
+        time.sleep(interval_s)
