@@ -21,6 +21,8 @@ RESULTS = ROOT / "bench" / "results"
 BENCHMARKS = {
     "counting": ("Counting remote_write vs full protobuf decode", "in-process, `time.perf_counter`"),
     "store": ("Redis bucket store: decisions/s and round trips", "asyncio tasks in the store's own process"),
+    "sync_scale": ("overrides-sync: time and Redis writes by tenant count", "in-process, `time.perf_counter`"),
+    "propagation": ("Limit change → enforced by every replica", "20 file edits, replicas probed over gRPC"),
     "envoy_latency": (
         "Through Envoy: added latency and maximum rate vs passthrough",
         "bench/loadgen.py (asyncio + uvloop) in its own process",

@@ -15,7 +15,8 @@ from mimir_edge.store.buckets import BucketStore
 from mimir_edge.store.client import RedisConfig, connect
 
 RATE = 20_000
-BURST = 5_000
+# A burst of one second of rate: a stall of the test process shorter than that loses no tokens.
+BURST = 20_000
 CLIENTS = 20
 DURATION_S = 3.0
 MAX_ITEMS = 100

@@ -48,6 +48,15 @@ class SyncPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedState:
+    """What one writer last put in Redis, and the generation that write produced."""
+
+    generation: int
+    tenants: Mapping[str, TenantLimits]
+    defaults: TenantLimits
+
+
+@dataclass(frozen=True, slots=True)
 class SyncResult:
     written: tuple[str, ...]
     removed: tuple[str, ...]
@@ -56,6 +65,7 @@ class SyncResult:
     generation: int
     #: Redis commands sent to change limits (the status write is not counted).
     writes: int
+    state: AppliedState
 
 
 class LimitsStore:
@@ -88,9 +98,20 @@ class LimitsStore:
             fields = await self._redis.hgetall(SYNC_STATUS_KEY)
         return {_text(k): _text(v) for k, v in fields.items()}
 
-    async def plan(self, desired: RuntimeOverrides) -> SyncPlan:
-        current = await self.read_tenants()
-        current_defaults = await self._read_defaults()
+    async def generation(self) -> int:
+        async with translated_errors("HGET generation"), asyncio.timeout(self._timeout_s):
+            value = await self._redis.hget(SYNC_STATUS_KEY, "generation")
+        return int(value or 0)
+
+    async def plan(self, desired: RuntimeOverrides, *, known: AppliedState | None = None) -> SyncPlan:
+        """The difference between `desired` and Redis. With `known` (what this writer applied
+        last) and an unchanged generation, nobody else wrote since: skip reading every tenant."""
+        current_defaults: TenantLimits | None
+        if known is not None and await self.generation() == known.generation:
+            current, current_defaults = dict(known.tenants), known.defaults
+        else:
+            current = await self.read_tenants()
+            current_defaults = await self._read_defaults()
         return SyncPlan(
             desired=desired,
             current=current,
@@ -144,6 +165,7 @@ class LimitsStore:
             defaults_changed=plan.defaults_changed,
             generation=generation,
             writes=writes,
+            state=AppliedState(generation, desired.tenants, desired.defaults),
         )
 
     async def reconcile(self, desired: RuntimeOverrides, *, source: str = "") -> SyncResult:

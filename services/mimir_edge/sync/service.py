@@ -19,7 +19,7 @@ import structlog
 
 from mimir_edge.core.errors import OverridesError, StoreUnavailable
 from mimir_edge.core.overrides import RuntimeOverrides
-from mimir_edge.store.limits import LimitsStore, SyncPlan
+from mimir_edge.store.limits import AppliedState, LimitsStore, SyncPlan
 from mimir_edge.sync.metrics import SyncMetrics
 from mimir_edge.sync.sources import Missing, SourceEvent, Unreadable
 
@@ -60,6 +60,8 @@ class SyncService:
         self._retry_s = retry_s
         #: The newest valid document not yet in Redis (not leader, or Redis was away).
         self._pending: tuple[RuntimeOverrides, str] | None = None
+        #: What this process wrote last; spares re-reading every tenant while nobody else writes.
+        self._applied: AppliedState | None = None
         self.healthy = True
 
     async def run(self, source: Source) -> None:
@@ -96,6 +98,8 @@ class SyncService:
             return "rejected"
         self._metrics.source_ok.set(1)
         self._pending = (desired, event.origin)
+        if event.resync:  # a periodic resync re-reads everything, to repair drift
+            self._applied = None
         return await self._apply_pending()
 
     async def _apply_pending(self) -> str:
@@ -106,7 +110,7 @@ class SyncService:
             self._metrics.syncs.labels("deferred").inc()
             return "deferred"
         try:
-            plan = await self._store.plan(desired)
+            plan = await self._store.plan(desired, known=self._applied)
             if self._mass_delete(plan):
                 self._pending = None
                 message = (
@@ -131,11 +135,13 @@ class SyncService:
             started = time.perf_counter()
             result = await self._store.apply(plan, source=origin)
         except StoreUnavailable as exc:
+            self._applied = None
             self._metrics.errors.labels("redis").inc()
             self.healthy = False
             log.error("redis unavailable, will retry", error=str(exc))
             return "redis"
         self._pending = None
+        self._applied = result.state
         self.healthy = True
         label = "unchanged" if plan.empty else "applied"
         self._metrics.syncs.labels(label).inc()
