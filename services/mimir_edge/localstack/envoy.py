@@ -35,6 +35,8 @@ class EnvoyProcess:
     process: Process | None = None
     listen_port: int = field(default=0)
     admin_port: int = field(default=0)
+    #: Envoy worker threads.
+    concurrency: int = 2
 
     @property
     def url(self) -> str:
