@@ -48,6 +48,15 @@ def test_rls_env_and_flags() -> None:
     assert s.max_request_bytes == 1024 and s.grpc_addr == "127.0.0.1:1"
 
 
+def test_failure_mode_setting() -> None:
+    from mimir_edge.rls.enforcer import FailureMode
+
+    assert parse_settings([], env={}).failure_mode is FailureMode.ALLOW
+    assert parse_settings([], env={"FAILURE_MODE_ALLOW": "false"}).failure_mode is FailureMode.DENY
+    local = parse_settings(["--failure-mode", "local"], env={"FAILURE_MODE_ALLOW": "false", "REPLICAS_HINT": "4"})
+    assert local.failure_mode is FailureMode.LOCAL and local.replicas_hint == 4
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [

@@ -16,6 +16,8 @@ PREFIX = "mee"
 DEFAULTS_KEY = f"{PREFIX}:defaults"
 TENANTS_KEY = f"{PREFIX}:tenants"
 SYNC_STATUS_KEY = f"{PREFIX}:sync"
+#: Sorted set of live RLS replicas (score: last heartbeat, ms); details in replica_key(id).
+REPLICAS_KEY = f"{PREFIX}:replicas"
 #: overrides-sync publishes here after a change; RLS replicas refresh their defaults at once.
 LIMITS_CHANNEL = f"{PREFIX}:limits-changed"
 
@@ -32,6 +34,11 @@ def limits_key(tenant: str) -> str:
 def bucket_key(tenant: str) -> str:
     """Hash of the tenant's token bucket state, written only by the Lua script."""
     return f"{PREFIX}:{{{tenant}}}:bucket"
+
+
+def replica_key(replica_id: str) -> str:
+    """Hash describing one RLS replica (version, mode, breaker state), expiring with its heartbeat."""
+    return f"{PREFIX}:replica:{replica_id}"
 
 
 def encode_limits(limits: TenantLimits) -> dict[str, str]:

@@ -6,6 +6,7 @@ calls and the resulting Verdicts back into Envoy's answers.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from mimir_edge.core.verdict import (
     verdict_for_store_unavailable,
 )
 from mimir_edge.rls.defaults import DefaultsCache
+from mimir_edge.rls.local import LocalLimiter
 from mimir_edge.rls.metrics import RlsMetrics
+from mimir_edge.store.breaker import CircuitBreaker
 from mimir_edge.store.buckets import BucketStore
 
 log = structlog.get_logger("rls")
@@ -39,20 +42,39 @@ class CheckResult:
     decision: Decision | None = None
 
 
+class FailureMode(enum.StrEnum):
+    """What to do while Redis cannot be reached."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    LOCAL = "local"
+
+
 @dataclass(frozen=True, slots=True)
 class EnforcerConfig:
     tenant_header: str
     max_request_bytes: int
     shadow: bool
-    failure_mode_allow: bool
+    failure_mode: FailureMode
 
 
 class Enforcer:
-    def __init__(self, store: BucketStore, defaults: DefaultsCache, metrics: RlsMetrics, config: EnforcerConfig):
+    def __init__(
+        self,
+        store: BucketStore,
+        defaults: DefaultsCache,
+        metrics: RlsMetrics,
+        config: EnforcerConfig,
+        *,
+        breaker: CircuitBreaker | None = None,
+        local: LocalLimiter | None = None,
+    ):
         self._store = store
         self._defaults = defaults
         self._metrics = metrics
         self._config = config
+        self._breaker = breaker
+        self._local = local if config.failure_mode is FailureMode.LOCAL else None
 
     async def check(self, headers: Mapping[str, str], body: bytes, *, charge: bool = True) -> CheckResult:
         """Decide a remote_write request. With `charge=False` only count (the rate limit filter
@@ -86,17 +108,39 @@ class Enforcer:
     async def decide(self, tenant: str, *, requests: int, items: int) -> tuple[Decision | None, Verdict]:
         """One atomic bucket decision with the failure mode and shadow mode applied, recorded."""
         started = time.perf_counter()
+        breaker = self._breaker
         try:
+            if breaker is not None and breaker.open:
+                raise StoreUnavailable("redis circuit breaker open")
             decision = await self._store.decide(tenant, requests=requests, items=items, defaults=self._defaults.limits)
         except StoreUnavailable as exc:
             self._metrics.store_errors.inc()
-            verdict = verdict_for_store_unavailable(self._config.failure_mode_allow)
-            self._metrics.record(tenant, verdict.outcome, verdict.cause, items)
-            log.debug("redis unavailable", tenant=tenant, error=str(exc), decision=verdict.outcome.value)
-            return None, verdict
+            if breaker is not None and not breaker.open:
+                breaker.failure(exc)
+            return self._store_unavailable(tenant, requests, items, exc)
         finally:
             self._metrics.redis_seconds.observe(time.perf_counter() - started)
+        if breaker is not None:
+            breaker.success()
+        if self._local is not None:
+            self._local.remember(tenant, decision.limits)
+        return decision, self._verdict(tenant, requests, items, decision)
+
+    def _store_unavailable(
+        self, tenant: str, requests: int, items: int, error: StoreUnavailable
+    ) -> tuple[Decision | None, Verdict]:
+        if self._local is not None:
+            decision = self._local.decide(tenant, requests=requests, items=items, defaults=self._defaults.limits)
+            return decision, self._verdict(tenant, requests, items, decision, local=True)
+        verdict = verdict_for_store_unavailable(self._config.failure_mode is FailureMode.ALLOW)
+        self._metrics.record(tenant, verdict.outcome, verdict.cause, items)
+        log.debug("redis unavailable", tenant=tenant, error=str(error), decision=verdict.outcome.value)
+        return None, verdict
+
+    def _verdict(self, tenant: str, requests: int, items: int, decision: Decision, *, local: bool = False) -> Verdict:
         verdict = verdict_for_decision(decision, items, shadow=self._config.shadow)
+        if local:
+            self._metrics.local_decisions.labels(verdict.outcome.value).inc()
         self._metrics.record(tenant, verdict.outcome, verdict.cause, items)
         if verdict.outcome is Outcome.ALLOWED:
             log.debug("decision", tenant=tenant, decision="allowed", items=items)
@@ -114,5 +158,6 @@ class Enforcer:
                 request_rate=lim.request_rate,
                 request_burst=lim.request_burst,
                 retry_after_s=verdict.retry_after_s,
+                local=local,
             )
-        return decision, verdict
+        return verdict

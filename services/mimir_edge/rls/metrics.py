@@ -75,6 +75,28 @@ class RlsMetrics:
         self.store_errors = Counter(
             "rls_redis_errors_total", "Bucket decisions that failed because Redis did not answer.", registry=r
         )
+        self.local_decisions = Counter(
+            "rls_local_decisions_total",
+            "Decisions made in memory while Redis was unreachable (FAILURE_MODE=local).",
+            ["decision"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "rls_redis_breaker_open",
+            "1 while the Redis circuit breaker is open (decisions take the failure path).",
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "rls_redis_breaker_transitions_total",
+            "Circuit breaker state changes, by the state entered.",
+            ["state"],
+            registry=r,
+        )
+        self.live_replicas = Gauge(
+            "rls_live_replicas",
+            "Live RLS replicas seen in the heartbeat registry (local mode divides by this).",
+            registry=r,
+        )
         self.defaults_loaded = Gauge(
             "rls_defaults_loaded", "1 once the default limits were read from Redis.", registry=r
         )

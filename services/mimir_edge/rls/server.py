@@ -14,11 +14,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from mimir_edge.rls.defaults import DefaultsCache
-from mimir_edge.rls.enforcer import Enforcer, EnforcerConfig
+from mimir_edge.rls.enforcer import Enforcer, EnforcerConfig, FailureMode
 from mimir_edge.rls.ext_authz import AuthorizationServicer
+from mimir_edge.rls.local import LocalLimiter
 from mimir_edge.rls.metrics import RlsMetrics
 from mimir_edge.rls.ratelimit import RateLimitServicer
+from mimir_edge.rls.registry import HEARTBEAT_S, ReplicaRegistry
 from mimir_edge.rls.settings import RlsSettings
+from mimir_edge.store.breaker import BreakerState, CircuitBreaker
 from mimir_edge.store.buckets import BucketStore
 from mimir_edge.store.client import connect
 from mimir_edge.store.limits import LimitsStore
@@ -49,6 +52,25 @@ async def serve(settings: RlsSettings) -> None:
     store = BucketStore.for_config(settings.redis, redis)
     metrics = RlsMetrics()
     defaults = DefaultsCache(LimitsStore(redis, timeout_s=max(settings.redis.timeout_s, 1.0)))
+    registry = ReplicaRegistry(
+        redis,
+        hint=settings.replicas_hint,
+        details=lambda: {
+            "failure_mode": settings.failure_mode.value,
+            "shadow": str(settings.enforcement_disabled).lower(),
+            "breaker": "open" if breaker.open else "closed",
+            "grpc_addr": settings.grpc_addr,
+        },
+    )
+    local = LocalLimiter(lambda: registry.live) if settings.failure_mode is FailureMode.LOCAL else None
+
+    def breaker_changed(state: BreakerState) -> None:
+        metrics.breaker_state.set(int(state))
+        metrics.breaker_transitions.labels(state.name.lower()).inc()
+        if state is BreakerState.CLOSED and local is not None:
+            local.reset()
+
+    breaker = CircuitBreaker(store.ping, on_change=breaker_changed)
     enforcer = Enforcer(
         store,
         defaults,
@@ -57,8 +79,10 @@ async def serve(settings: RlsSettings) -> None:
             tenant_header=settings.tenant_header,
             max_request_bytes=settings.max_request_bytes,
             shadow=settings.enforcement_disabled,
-            failure_mode_allow=settings.failure_mode_allow,
+            failure_mode=settings.failure_mode,
         ),
+        breaker=breaker,
+        local=local,
     )
     limit = settings.max_request_bytes + MESSAGE_OVERHEAD_BYTES
     server = grpc.aio.server(
@@ -89,7 +113,7 @@ async def serve(settings: RlsSettings) -> None:
         metrics_addr=settings.metrics_addr,
         redis=settings.redis.url if not settings.redis.cluster_nodes else "cluster",
         shadow=settings.enforcement_disabled,
-        failure_mode_allow=settings.failure_mode_allow,
+        failure_mode=settings.failure_mode.value,
     )
 
     stop = asyncio.Event()
@@ -104,7 +128,14 @@ async def serve(settings: RlsSettings) -> None:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("rls ready")
 
+    async def heartbeat() -> None:
+        while True:
+            await registry.run_once()
+            metrics.live_replicas.set(registry.live)
+            await asyncio.sleep(HEARTBEAT_S)
+
     tasks = [
+        asyncio.create_task(heartbeat()),
         asyncio.create_task(defaults.run()),
         asyncio.create_task(defaults.follow_changes(settings.redis)),
         asyncio.create_task(become_ready()),
@@ -116,11 +147,13 @@ async def serve(settings: RlsSettings) -> None:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(SHUTDOWN_GRACE_S)
     finally:
+        await registry.leave()
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await breaker.close()
         await store.close()
         await redis.aclose()
         metrics_server.shutdown()

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mimir_edge import logs
+from mimir_edge.rls.enforcer import FailureMode
 from mimir_edge.settings import add_redis_flags, env_flag, parse_bool
 from mimir_edge.store.client import RedisConfig
 
@@ -18,12 +19,17 @@ class RlsSettings:
     admin_addr: str
     metrics_addr: str
     redis: RedisConfig
-    failure_mode_allow: bool
+    failure_mode: FailureMode
     enforcement_disabled: bool
     max_request_bytes: int
     tenant_header: str
     log_format: str
     log_level: str
+    replicas_hint: int = 0
+
+    @property
+    def failure_mode_allow(self) -> bool:
+        return self.failure_mode is FailureMode.ALLOW
 
 
 def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser:
@@ -48,6 +54,23 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
         default=True,
         type=parse_bool,
         help="admit requests when Redis is unreachable (false: answer 503)",
+    )
+    env_flag(
+        parser,
+        "FAILURE_MODE",
+        env,
+        default="",
+        choices=("", "allow", "deny", "local"),
+        help="allow, deny (503) or local (each replica enforces its share in memory) while Redis is "
+        "unreachable; overrides FAILURE_MODE_ALLOW when set",
+    )
+    env_flag(
+        parser,
+        "REPLICAS_HINT",
+        env,
+        default=0,
+        type=int,
+        help="replicas to assume in local mode before the heartbeat registry was read",
     )
     env_flag(
         parser,
@@ -96,7 +119,10 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         admin_addr=_address(parser, "--admin-addr", args.admin_addr),
         metrics_addr=_address(parser, "--metrics-addr", args.metrics_addr),
         redis=RedisConfig(url=args.redis_url, cluster_nodes=nodes, timeout_s=args.redis_timeout),
-        failure_mode_allow=args.failure_mode_allow,
+        failure_mode=FailureMode(args.failure_mode)
+        if args.failure_mode
+        else (FailureMode.ALLOW if args.failure_mode_allow else FailureMode.DENY),
+        replicas_hint=args.replicas_hint,
         enforcement_disabled=args.enforcement_disabled,
         max_request_bytes=args.max_request_bytes,
         tenant_header=args.tenant_header.strip().lower(),

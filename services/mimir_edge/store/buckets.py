@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.schema import bucket_key, limits_key
@@ -90,6 +90,17 @@ class BucketStore:
             self._direct_calls += 1
             return await self._decide_direct(self._resp, call)
         return await self._coalescer.submit(call)
+
+    async def ping(self) -> None:
+        """One cheap round trip on the decision path's own connection; raises StoreUnavailable."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if self._resp is not None:
+                    await self._resp.call("PING")
+                else:
+                    await self._redis.ping()
+        except (RespError, OSError, TimeoutError, RedisError) as exc:
+            raise StoreUnavailable(f"redis PING failed: {type(exc).__name__}: {exc}") from exc
 
     async def load_script(self) -> None:
         async with translated_errors("SCRIPT LOAD"):
