@@ -62,6 +62,8 @@ class SyncService:
         self._pending: tuple[RuntimeOverrides, str] | None = None
         #: What this process wrote last; spares re-reading every tenant while nobody else writes.
         self._applied: AppliedState | None = None
+        #: The last document applied, re-applied if Redis lost it (a restart without persistence).
+        self._last: tuple[RuntimeOverrides, str] | None = None
         self.healthy = True
 
     async def run(self, source: Source) -> None:
@@ -140,6 +142,7 @@ class SyncService:
             self.healthy = False
             log.error("redis unavailable, will retry", error=str(exc))
             return "redis"
+        self._last = self._pending
         self._pending = None
         self._applied = result.state
         self.healthy = True
@@ -179,10 +182,26 @@ class SyncService:
             log.warning("could not record the problem in redis", error=str(exc))
 
     async def _retry_pending(self) -> None:
-        """Apply a kept document as soon as this process may write and Redis answers."""
+        """Apply a kept document as soon as this process may write and Redis answers; re-apply
+        the last one when Redis no longer holds what we wrote (restarted empty, or flushed)."""
         while True:
             await asyncio.sleep(self._retry_s)
-            if self._pending is not None and self._is_leader():
+            if not self._is_leader():
+                continue
+            if self._pending is None and self._last is not None and self._applied is not None:
+                try:
+                    generation = await self._store.generation()
+                except StoreUnavailable:
+                    continue
+                if generation < self._applied.generation:
+                    log.warning(
+                        "redis lost the limits (generation went back): writing them again",
+                        generation=generation,
+                        expected=self._applied.generation,
+                    )
+                    self._applied = None
+                    self._pending = self._last
+            if self._pending is not None:
                 await self._apply_pending()
 
     def print_diff(self, plan: SyncPlan) -> None:

@@ -1,0 +1,191 @@
+"""Redis killed for 20 s under steady load through real Envoy and 3 RLS replicas, in each
+failure mode: allow admits everything without a latency cliff, deny answers only 503s, local
+holds a noisy tenant near its budget; when Redis returns, shared enforcement resumes within 2 s
+(and overrides-sync writes the limits the empty Redis lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import statistics
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from mimir_edge.deploy.envoy import EnvoyOptions
+from mimir_edge.localstack.distributor import StandInDistributor
+from mimir_edge.localstack.http_load import Connection, build_request
+from mimir_edge.localstack.processes import free_port
+from mimir_edge.localstack.redis import RedisServer
+from mimir_edge.localstack.sync import SyncProcess
+from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+
+from tests.stack import Stack
+from tests.waiting import wait_for
+
+HEALTHY_S, OUTAGE_S, AFTER_S = 6.0, 20.0, 6.0
+NOISY_RATE = 2000  # items/s, burst = rate
+NOISY_ITEMS, NOISY_RPS = 100, 60  # 6,000 items/s offered: 3x the limit
+QUIET_ITEMS, QUIET_RPS = 10, 40
+
+
+@dataclass
+class Sent:
+    tenant: str
+    at: float  # seconds since the start of the run
+    latency_ms: float
+    status: int
+
+
+async def drive(
+    url: str, plan: dict[str, tuple[bytes, float]], duration: float, events: list[tuple[float, Callable[[], None]]]
+) -> list[Sent]:
+    """Open-loop load: each tenant's requests start on a fixed schedule; `events` run on time."""
+    results: list[Sent] = []
+    start = time.perf_counter()
+    loop = asyncio.get_running_loop()
+
+    async def tenant_load(tenant: str, body: bytes, rps: float) -> None:
+        host, port, request = build_request(url, body, {**RW1_HEADERS, "X-Scope-OrgID": tenant})
+        idle: list[Connection] = []
+        tasks = set()
+
+        async def one(scheduled: float) -> None:
+            conn = idle.pop() if idle else Connection(host, port, request)
+            try:
+                status = await conn.send()
+                idle.append(conn)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                status = -1
+            results.append(Sent(tenant, scheduled - start, (time.perf_counter() - scheduled) * 1000, status))
+
+        for i in range(int(duration * rps)):
+            scheduled = start + i / rps
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            task = asyncio.create_task(one(scheduled))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*list(tasks))
+        for conn in idle:
+            await conn.close()
+
+    async def timeline() -> None:
+        for at, action in events:
+            await asyncio.sleep(max(0.0, start + at - time.perf_counter()))
+            await loop.run_in_executor(None, action)
+
+    await asyncio.gather(timeline(), *(tenant_load(t, body, rps) for t, (body, rps) in plan.items()))
+    return results
+
+
+def breaker_closed_at(log: Path) -> float:
+    """When the replica logged its breaker closing (epoch seconds)."""
+    for line in reversed(log.read_text().splitlines()):
+        if line.startswith("{") and '"redis circuit breaker closed"' in line:
+            stamp = json.loads(line)["timestamp"]
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    raise AssertionError(f"no breaker close logged in {log}")
+
+
+def metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(url, timeout=2) as reply:
+        text = reply.read().decode()
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.parametrize("mode", ["allow", "deny", "local"])
+def test_redis_outage(mode: str, tmp_path: Path) -> None:
+    port = free_port()
+    redis = RedisServer(tmp_path / "redis-1", port=port).start()
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(f"overrides:\n  noisy:\n    ingestion_rate: {NOISY_RATE}\n    ingestion_burst_factor: 1\n")
+    sync = SyncProcess(tmp_path, ["--source", "file", "--path", str(overrides), "--redis-url", redis.url]).start()
+    distributor = StandInDistributor().start()
+    stack = Stack(tmp_path)
+    restarted: list[RedisServer] = []
+    try:
+        replicas = [
+            stack.add_rls({"REDIS_URL": redis.url, "FAILURE_MODE": mode, "LOG_LEVEL": "warning"}) for _ in range(3)
+        ]
+        envoy = stack.add_envoy(
+            EnvoyOptions(
+                rls=tuple(("127.0.0.1", r.grpc_port) for r in replicas),
+                upstream=("127.0.0.1", distributor.port),
+                listen=("127.0.0.1", 0),
+                admin=("127.0.0.1", 0),
+                failure_mode_allow=mode != "deny",
+            )
+        )
+        wait_for(
+            lambda: all(metric(r.metrics_url, "rls_live_replicas") == 3 for r in replicas),
+            timeout_s=10,
+            what="replicas registered",
+        )
+        restart_at: list[float] = []
+
+        def restart() -> None:
+            restart_at.append(time.time())
+            restarted.append(RedisServer(tmp_path / "redis-2", port=port).start())
+
+        plan = {
+            "noisy": (compress(rw1_request(Shape(series=NOISY_ITEMS))), NOISY_RPS),
+            "quiet": (compress(rw1_request(Shape(series=QUIET_ITEMS))), QUIET_RPS),
+        }
+        results = asyncio.run(
+            drive(
+                envoy.url,
+                plan,
+                HEALTHY_S + OUTAGE_S + AFTER_S,
+                [(HEALTHY_S, redis.kill), (HEALTHY_S + OUTAGE_S, restart)],
+            )
+        )
+        wait_for(
+            lambda: all(metric(r.metrics_url, "rls_redis_breaker_open") == 0 for r in replicas),
+            timeout_s=10,
+            what="breakers closed",
+        )
+        closed_after = max(breaker_closed_at(r.process.log_path) for r in replicas if r.process) - restart_at[0]
+
+        healthy = [r for r in results if 1.0 <= r.at < HEALTHY_S]
+        outage = [r for r in results if HEALTHY_S + 0.2 <= r.at < HEALTHY_S + OUTAGE_S]
+        after = [r for r in results if r.at >= HEALTHY_S + OUTAGE_S + 2.0]
+        assert not [r for r in results if r.status == -1], "connection errors"
+        assert {r.status for r in healthy if r.tenant == "quiet"} == {200}
+        assert 429 in {r.status for r in healthy if r.tenant == "noisy"}, "noisy must be limited while healthy"
+
+        if mode == "allow":
+            assert {r.status for r in outage} == {200}
+            p99 = {
+                name: statistics.quantiles([r.latency_ms for r in window if r.status == 200], n=100)[98]
+                for name, window in (("healthy", healthy), ("outage", outage))
+            }
+            print(f"\nallow: p99 healthy {p99['healthy']:.2f} ms, during outage {p99['outage']:.2f} ms")
+            assert p99["outage"] <= p99["healthy"] + 2.0
+        elif mode == "deny":
+            assert {r.status for r in outage} == {503}
+        else:
+            admitted = sum(NOISY_ITEMS for r in outage if r.tenant == "noisy" and r.status == 200)
+            window = (HEALTHY_S + OUTAGE_S) - (HEALTHY_S + 0.2)
+            budget = NOISY_RATE * window + NOISY_RATE  # rate x time + the (divided) bursts
+            print(f"\nlocal: noisy admitted {admitted} items during the outage, budget {budget:.0f}")
+            assert abs(admitted - budget) <= 0.2 * budget
+            assert {r.status for r in outage if r.tenant == "quiet"} == {200}
+
+        print(f"{mode}: breakers closed {closed_after:.2f} s after Redis came back")
+        assert closed_after <= 2.0
+        # Shared enforcement again: the noisy tenant is limited by Redis, with its own limits back.
+        assert 429 in {r.status for r in after if r.tenant == "noisy"}
+        assert {r.status for r in after if r.tenant == "quiet"} == {200}
+    finally:
+        stack.close()
+        distributor.stop()
+        sync.stop()
+        redis.stop()
+        for server in restarted:
+            server.stop()
