@@ -10,7 +10,6 @@ import resource
 import struct
 
 import snappy
-
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.traffic import RW1_HEADERS, RW2_HEADERS, Shape, compress, rw1_request, rw2_request
 from mimir_edge.rls.defaults import DefaultsCache
