@@ -11,20 +11,18 @@ import re
 import statistics
 import time
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from mimir_edge.deploy.envoy import EnvoyOptions
 from mimir_edge.localstack.distributor import StandInDistributor
-from mimir_edge.localstack.http_load import Connection, build_request
 from mimir_edge.localstack.processes import free_port
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.sync import SyncProcess
-from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+from mimir_edge.localstack.traffic import Shape, compress, rw1_request
 
+from tests.load import drive
 from tests.stack import Stack
 from tests.waiting import wait_for
 
@@ -32,55 +30,6 @@ HEALTHY_S, OUTAGE_S, AFTER_S = 6.0, 20.0, 6.0
 NOISY_RATE = 2000  # items/s, burst = rate
 NOISY_ITEMS, NOISY_RPS = 100, 60  # 6,000 items/s offered: 3x the limit
 QUIET_ITEMS, QUIET_RPS = 10, 40
-
-
-@dataclass
-class Sent:
-    tenant: str
-    at: float  # seconds since the start of the run
-    latency_ms: float
-    status: int
-
-
-async def drive(
-    url: str, plan: dict[str, tuple[bytes, float]], duration: float, events: list[tuple[float, Callable[[], None]]]
-) -> list[Sent]:
-    """Open-loop load: each tenant's requests start on a fixed schedule; `events` run on time."""
-    results: list[Sent] = []
-    start = time.perf_counter()
-    loop = asyncio.get_running_loop()
-
-    async def tenant_load(tenant: str, body: bytes, rps: float) -> None:
-        host, port, request = build_request(url, body, {**RW1_HEADERS, "X-Scope-OrgID": tenant})
-        idle: list[Connection] = []
-        tasks = set()
-
-        async def one(scheduled: float) -> None:
-            conn = idle.pop() if idle else Connection(host, port, request)
-            try:
-                status = await conn.send()
-                idle.append(conn)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                status = -1
-            results.append(Sent(tenant, scheduled - start, (time.perf_counter() - scheduled) * 1000, status))
-
-        for i in range(int(duration * rps)):
-            scheduled = start + i / rps
-            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-            task = asyncio.create_task(one(scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.gather(*list(tasks))
-        for conn in idle:
-            await conn.close()
-
-    async def timeline() -> None:
-        for at, action in events:
-            await asyncio.sleep(max(0.0, start + at - time.perf_counter()))
-            await loop.run_in_executor(None, action)
-
-    await asyncio.gather(timeline(), *(tenant_load(t, body, rps) for t, (body, rps) in plan.items()))
-    return results
 
 
 def breaker_closed_at(log: Path) -> float:

@@ -33,6 +33,7 @@ _EXT_AUTHZ_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.
 _RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit"
 _ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 _HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_PREVIOUS_HOSTS = "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,52 @@ def _cluster(name: str, endpoints: tuple[tuple[str, int], ...], *, http2: bool, 
     return cluster
 
 
+def _rls_cluster(endpoints: tuple[tuple[str, int], ...]) -> dict[str, Any]:
+    cluster = _cluster("rls", endpoints, http2=True, connect_timeout="0.25s")
+    # Active gRPC health checks (the RLS serves grpc.health.v1: NOT_SERVING while draining or
+    # before Redis was reached) and outlier ejection of a replica that keeps failing.
+    cluster["health_checks"] = [
+        {
+            "timeout": "0.5s",
+            "interval": "1s",
+            "unhealthy_threshold": 1,
+            "healthy_threshold": 1,
+            "grpc_health_check": {},
+        }
+    ]
+    cluster["outlier_detection"] = {
+        "consecutive_gateway_failure": 2,
+        "enforcing_consecutive_gateway_failure": 100,
+        "interval": "1s",
+        "base_ejection_time": "5s",
+        "max_ejection_percent": 50,
+    }
+    return cluster
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
+
+
+def _rls_grpc_service(timeout_s: float) -> dict[str, Any]:
+    """The RLS as a gRPC service, with retries on another replica when one is gone or refuses:
+    a replica that dies mid-call costs a retry, not a client error."""
+    return {
+        "envoy_grpc": {"cluster_name": "rls"},
+        "timeout": _duration(timeout_s),
+        "retry_policy": {
+            "retry_on": "connect-failure,refused-stream,reset,unavailable,cancelled",
+            "num_retries": 2,
+            "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"},
+            "retry_host_predicate": [
+                {
+                    "name": "envoy.retry_host_predicates.previous_hosts",
+                    "typed_config": {"@type": _PREVIOUS_HOSTS},
+                }
+            ],
+            "host_selection_retry_max_attempts": 3,
+        },
+    }
 
 
 def render(options: EnvoyOptions) -> dict[str, Any]:
@@ -113,7 +158,7 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
         "typed_config": {
             "@type": _EXT_AUTHZ,
             "transport_api_version": "V3",
-            "grpc_service": {"envoy_grpc": {"cluster_name": "rls"}, "timeout": _duration(options.authz_timeout_s)},
+            "grpc_service": _rls_grpc_service(options.authz_timeout_s),
             "failure_mode_allow": options.failure_mode_allow,
             # Envoy's default is 403, which clients drop; 503 is retried and loses nothing.
             "status_on_error": {"code": "ServiceUnavailable"},
@@ -198,7 +243,7 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
                 }
             ],
             "clusters": [
-                _cluster("rls", options.rls, http2=True, connect_timeout="0.25s"),
+                _rls_cluster(options.rls),
                 _cluster("distributor", (options.upstream,), http2=False, connect_timeout="1s"),
             ],
         },
