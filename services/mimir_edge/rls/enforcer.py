@@ -105,6 +105,13 @@ class Enforcer:
         decision, verdict = await self.decide(tenant, requests=1, items=counts.items)
         return CheckResult(verdict, tenant, counts, decision)
 
+    def internal_error(self, error: BaseException) -> CheckResult:
+        """The last line of defence: a bug must not become a crash or a 403. Failure mode applies."""
+        log.error("internal error, failure mode applied", error=f"{type(error).__name__}: {error}", exc_info=error)
+        verdict = verdict_for_store_unavailable(self._config.failure_mode is not FailureMode.DENY)
+        self._metrics.record(None, verdict.outcome, verdict.cause, 0)
+        return CheckResult(verdict)
+
     async def decide(self, tenant: str, *, requests: int, items: int) -> tuple[Decision | None, Verdict]:
         """One atomic bucket decision with the failure mode and shadow mode applied, recorded."""
         started = time.perf_counter()

@@ -79,7 +79,10 @@ class AuthorizationServicer(authz_grpc.AuthorizationServicer):  # type: ignore[m
         http = request.attributes.request.http
         body = http.raw_body or http.body.encode()
         charge = request.attributes.context_extensions.get(CHARGE_EXTENSION) != CHARGE_BY_RATELIMIT
-        result = await self._enforcer.check(http.headers, body, charge=charge)
+        try:
+            result = await self._enforcer.check(http.headers, body, charge=charge)
+        except Exception as exc:
+            result = self._enforcer.internal_error(exc)
         response = check_response(result)
         self._metrics.check_seconds.observe(time.perf_counter() - started)
         return response

@@ -109,7 +109,10 @@ class RateLimitServicer(rls_grpc.RateLimitServiceServicer):  # type: ignore[misc
 
         overall = OK
         for tenant, charge in charges.items():
-            decision, verdict = await self._enforcer.decide(tenant, requests=charge.requests, items=charge.items)
+            try:
+                decision, verdict = await self._enforcer.decide(tenant, requests=charge.requests, items=charge.items)
+            except Exception as exc:
+                decision, verdict = None, self._enforcer.internal_error(exc).verdict
             if decision is None:  # Redis unavailable
                 if not verdict.admitted:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, verdict.message)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 import redis.asyncio as aioredis
+import structlog
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -16,6 +17,7 @@ from redis.exceptions import RedisError
 from mimir_edge.core.errors import StoreUnavailable
 
 Redis: TypeAlias = aioredis.Redis | RedisCluster
+log = structlog.get_logger("store")
 
 
 @dataclass(frozen=True, slots=True)
