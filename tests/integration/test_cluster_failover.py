@@ -13,11 +13,11 @@ import redis.cluster as sync_cluster
 from envoy.service.auth.v3 import external_auth_pb2 as authz
 from envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
 from google.rpc import code_pb2
-
 from mimir_edge.core.limits import TenantLimits
 from mimir_edge.core.schema import bucket_key, encode_limits, limits_key
 from mimir_edge.localstack.redis import RedisCluster
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+
 from tests.stack import Stack
 
 TENANT = "hot-tenant"
@@ -30,13 +30,20 @@ def test_master_failover_under_load(tmp_path: Path) -> None:
     stack = Stack(tmp_path)
     try:
         admin = sync_cluster.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
-        admin.hset(limits_key(TENANT), mapping=dict(encode_limits(  # type: ignore[arg-type]
-            TenantLimits(ingestion_rate=RATE, ingestion_burst_size=BURST))))
+        admin.hset(
+            limits_key(TENANT),
+            mapping=dict(
+                encode_limits(  # type: ignore[arg-type]
+                    TenantLimits(ingestion_rate=RATE, ingestion_burst_size=BURST)
+                )
+            ),
+        )
         owner = admin.get_node_from_key(bucket_key(TENANT))
         victim = next(n for n in cluster.nodes if n.port == owner.port)
         admin.close()
-        rls = stack.add_rls({"REDIS_CLUSTER_NODES": cluster.startup_nodes, "FAILURE_MODE": "deny",
-                             "LOG_LEVEL": "warning"})
+        rls = stack.add_rls(
+            {"REDIS_CLUSTER_NODES": cluster.startup_nodes, "FAILURE_MODE": "deny", "LOG_LEVEL": "warning"}
+        )
 
         request = authz.CheckRequest()
         request.attributes.request.http.headers.update({**RW1_HEADERS, "x-scope-orgid": TENANT})
@@ -71,9 +78,11 @@ def test_master_failover_under_load(tmp_path: Path) -> None:
         resumed_at = next(t for t, o in after_kill if o != "503" and t > (max(unavailable) if unavailable else 0))
         admitted = sum(ITEMS for _, o in outcomes if o == "ok")
         budget = BURST + RATE * SECONDS
-        print(f"\n503s {len(unavailable)} from {min(unavailable, default=0):.2f}s to "
-              f"{max(unavailable, default=0):.2f}s; decisions resumed {resumed_at - KILL_AT:.2f}s after the kill; "
-              f"admitted {admitted} items, budget {budget}")
+        print(
+            f"\n503s {len(unavailable)} from {min(unavailable, default=0):.2f}s to "
+            f"{max(unavailable, default=0):.2f}s; decisions resumed {resumed_at - KILL_AT:.2f}s after the kill; "
+            f"admitted {admitted} items, budget {budget}"
+        )
         assert max(unavailable, default=KILL_AT) - KILL_AT <= 10.0
         assert {o for t, o in after_kill if t > KILL_AT + 10.0} <= {"ok", "429"}
         assert admitted <= budget + BURST
