@@ -14,16 +14,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mimir_edge.core.limits import TenantLimits
-from mimir_edge.deploy.envoy import EnvoyOptions
 from mimir_edge.localstack.envoy import EnvoyProcess
-from mimir_edge.localstack.processes import Process, free_port, port_open
-from mimir_edge.localstack.redis import RedisServer
-from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+
+from bench import stack as bench_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench-tenant"
@@ -61,38 +60,10 @@ def run() -> dict[str, Any]:
         body_file.write_bytes(compress(rw1_request(Shape(series=2000))))
         started: list[Any] = []
         try:
-            redis = RedisServer(work / "redis").start()
-            started.append(redis)
-            import redis as sync_redis
-            from mimir_edge.core.schema import encode_limits, limits_key
-
-            client = sync_redis.Redis.from_url(redis.url)
-            client.hset(
-                limits_key(TENANT),
-                mapping=dict(
-                    encode_limits(  # type: ignore[arg-type]
-                        TenantLimits(ingestion_rate=1e12, ingestion_burst_size=10**12, request_rate=0)
-                    )
-                ),
+            stack = bench_stack.start(
+                work, {TENANT: TenantLimits(ingestion_rate=1e12, ingestion_burst_size=10**12)}, started
             )
-            client.close()
-            upstream_port = free_port()
-            upstream = Process(
-                "upstream", [sys.executable, "-m", "bench.upstream", str(upstream_port)], work / "upstream.log"
-            )
-            upstream.start(lambda: port_open("127.0.0.1", upstream_port))
-            started.append(upstream)
-            rls = RlsProcess(work, env={"REDIS_URL": redis.url, "LOG_LEVEL": "warning"}).start()
-            started.append(rls)
-            host, port = rls.grpc_addr.split(":")
-            base = EnvoyOptions(
-                rls=((host, int(port)),),
-                upstream=("127.0.0.1", upstream_port),
-                listen=("127.0.0.1", 0),
-                admin=("127.0.0.1", 0),
-            )
-            from dataclasses import replace
-
+            base = stack.envoy_options()
             targets = {
                 "passthrough": replace(base, enforcement_filters=False),
                 "check": base,

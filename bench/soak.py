@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from mimir_edge.core.limits import TenantLimits
-from mimir_edge.deploy.envoy import EnvoyOptions
 from mimir_edge.localstack.envoy import EnvoyProcess
-from mimir_edge.localstack.processes import Process, free_port, port_open
-from mimir_edge.localstack.redis import RedisServer
-from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+
+from bench import stack as bench_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION_S = int(os.environ.get("SOAK_SECONDS", "900"))
@@ -50,47 +48,16 @@ def run() -> dict[str, Any]:
         started: list[Any] = []
         generators: list[subprocess.Popen[str]] = []
         try:
-            redis = RedisServer(work / "redis").start()
-            started.append(redis)
-            import redis as sync_redis
-            from mimir_edge.core.schema import encode_limits, limits_key
-
-            client = sync_redis.Redis.from_url(redis.url)
-            client.hset(
-                limits_key("soak-ok"),
-                mapping=dict(
-                    encode_limits(  # type: ignore[arg-type]
-                        TenantLimits(ingestion_rate=1e9, ingestion_burst_size=10**9)
-                    )
-                ),
+            stack = bench_stack.start(
+                work,
+                {
+                    "soak-ok": TenantLimits(ingestion_rate=1e9, ingestion_burst_size=10**9),
+                    "soak-noisy": TenantLimits(ingestion_rate=20_000, ingestion_burst_size=40_000),
+                },
+                started,
             )
-            client.hset(
-                limits_key("soak-noisy"),
-                mapping=dict(
-                    encode_limits(  # type: ignore[arg-type]
-                        TenantLimits(ingestion_rate=20_000, ingestion_burst_size=40_000)
-                    )
-                ),
-            )
-            client.close()
-            upstream_port = free_port()
-            upstream = Process(
-                "upstream", [sys.executable, "-m", "bench.upstream", str(upstream_port)], work / "upstream.log"
-            )
-            upstream.start(lambda: port_open("127.0.0.1", upstream_port))
-            started.append(upstream)
-            rls = RlsProcess(work, env={"REDIS_URL": redis.url, "LOG_LEVEL": "warning"}).start()
-            started.append(rls)
-            host, port = rls.grpc_addr.split(":")
-            envoy = EnvoyProcess(
-                work / "envoy",
-                EnvoyOptions(
-                    rls=((host, int(port)),),
-                    upstream=("127.0.0.1", upstream_port),
-                    listen=("127.0.0.1", 0),
-                    admin=("127.0.0.1", 0),
-                ),
-            ).start()
+            rls = stack.rls
+            envoy = EnvoyProcess(work / "envoy", stack.envoy_options()).start()
             started.append(envoy)
             for tenant, rate in RATES.items():
                 generators.append(
