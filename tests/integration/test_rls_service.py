@@ -19,8 +19,10 @@ from mimir_edge.core.limits import TenantLimits
 from mimir_edge.localstack.processes import free_port
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.rls import grpc_serving
+from mimir_edge.localstack.sync import http_get
 
 from tests.stack import Stack, set_limits
+from tests.waiting import wait_for
 
 OK, OVER = rls.RateLimitResponse.OK, rls.RateLimitResponse.OVER_LIMIT
 
@@ -96,17 +98,33 @@ def urlopen_text(url: str) -> str:
         return str(reply.read().decode())
 
 
+def api(rls_process, path: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def,type-arg]
+    status, body = http_get(f"http://127.0.0.1:{rls_process.admin_port}{path}")
+    return status, json.loads(body)
+
+
 def test_not_serving_until_redis_is_reached(stack: Stack, tmp_path: Path) -> None:
     port = free_port()
     rls_process = stack.add_rls({"REDIS_URL": f"redis://127.0.0.1:{port}/0"}, wait_serving=False)
     time.sleep(1.0)
     assert not grpc_serving(rls_process.grpc_addr)
+    assert api(rls_process, "/api/health") == (200, {"status": "ok"})
+    status, state = api(rls_process, "/api/ready")
+    assert status == 503 and state["serving"] is False and state["defaults_loaded"] is False
     redis = RedisServer(tmp_path / "late-redis", port=port).start()
     try:
-        deadline = time.monotonic() + 10
-        while not grpc_serving(rls_process.grpc_addr):
-            assert time.monotonic() < deadline, "RLS did not become SERVING after Redis came up"
-            time.sleep(0.1)
+        wait_for(lambda: grpc_serving(rls_process.grpc_addr), what="SERVING after Redis came up")
+        status, state = api(rls_process, "/api/ready")
+        assert status == 200 and state["ready"] is True and state["redis_breaker"] == "closed"
+        # Redis goes away: checks take the failure path, the breaker opens, /api/ready says so.
+        redis.kill()
+        with grpc.insecure_channel(rls_process.grpc_addr) as channel:
+            stub = rls_grpc.RateLimitServiceStub(channel)
+            for _ in range(5):
+                stub.ShouldRateLimit(rls.RateLimitRequest(descriptors=[descriptor(("tenant", "t"))]), timeout=5)
+        status, state = api(rls_process, "/api/ready")
+        assert status == 200 and state["redis_breaker"] == "open" and state["ready"] is False
+        assert "rls_redis_breaker_open 1.0" in urlopen_text(rls_process.metrics_url)
     finally:
         redis.stop()
 

@@ -13,6 +13,7 @@ from envoy.service.ratelimit.v3 import rls_pb2_grpc as rls_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from mimir_edge import httpd
 from mimir_edge.rls.defaults import DefaultsCache
 from mimir_edge.rls.enforcer import Enforcer, EnforcerConfig, FailureMode
 from mimir_edge.rls.ext_authz import AuthorizationServicer
@@ -106,6 +107,33 @@ async def serve(settings: RlsSettings) -> None:
         metrics_server, metrics_thread = start_http_server(metrics_port, metrics_host, registry=metrics.registry)
     except OSError as exc:
         raise StartupError(f"cannot listen on METRICS_ADDR {settings.metrics_addr}: {exc.strerror}") from None
+    ready = {"serving": False}
+
+    def api_ready() -> tuple[int, bytes, str]:
+        state = {
+            "ready": ready["serving"] and not breaker.open,
+            "serving": ready["serving"],
+            "redis_breaker": "open" if breaker.open else "closed",
+            "defaults_loaded": defaults.loaded.is_set(),
+            "failure_mode": settings.failure_mode.value,
+            "shadow": settings.enforcement_disabled,
+            "live_replicas": registry.live,
+            "replica_id": registry.replica_id,
+        }
+        # Not ready while draining or before Redis was reached. An open breaker is reported but
+        # keeps the replica ready: it still answers every check by its failure mode.
+        return httpd.json_answer(200 if ready["serving"] else 503, state)
+
+    admin_host, admin_port = _split(settings.admin_addr)
+    try:
+        admin_server = httpd.serve(
+            admin_host,
+            admin_port,
+            {"/api/health": lambda: httpd.json_answer(200, {"status": "ok"}), "/api/ready": api_ready},
+            name="rls-admin",
+        )
+    except OSError as exc:
+        raise StartupError(f"cannot listen on ADMIN_ADDR {settings.admin_addr}: {exc.strerror}") from None
     await server.start()
     log.info(
         "rls started",
@@ -126,6 +154,7 @@ async def serve(settings: RlsSettings) -> None:
         metrics.defaults_loaded.set(1)
         for name in ("", *SERVICES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        ready["serving"] = True
         log.info("rls ready")
 
     async def heartbeat() -> None:
@@ -143,6 +172,7 @@ async def serve(settings: RlsSettings) -> None:
     try:
         await stop.wait()
         log.info("rls stopping: not serving, draining in-flight calls")
+        ready["serving"] = False
         for name in ("", *SERVICES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(SHUTDOWN_GRACE_S)
@@ -157,5 +187,6 @@ async def serve(settings: RlsSettings) -> None:
         await store.close()
         await redis.aclose()
         metrics_server.shutdown()
+        admin_server.shutdown()
         metrics_thread.join(timeout=5)
         log.info("rls stopped")
