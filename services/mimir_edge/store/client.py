@@ -52,8 +52,10 @@ def connect(config: RedisConfig) -> Redis:
             socket_timeout=config.timeout_s,
             socket_connect_timeout=config.timeout_s,
             max_connections=config.max_connections,
-            # Redirections (MOVED/ASK) are followed; a dead node is not waited for twice.
-            retry=Retry(NoBackoff(), 1),
+            # No retries: the token bucket script is not idempotent, and a call re-sent after a
+            # timeout would charge twice. Redirections (MOVED/ASK) are still followed, and a
+            # connection error still refreshes the topology.
+            retry=Retry(NoBackoff(), 0),
             require_full_coverage=False,
         )
     return aioredis.Redis.from_url(
