@@ -22,7 +22,7 @@ from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.sync import SyncProcess
 from mimir_edge.localstack.traffic import Shape, compress, rw1_request
 
-from tests.load import drive
+from tests.load import Sent, drive
 from tests.stack import Stack
 from tests.waiting import wait_for
 
@@ -30,6 +30,14 @@ HEALTHY_S, OUTAGE_S, AFTER_S = 6.0, 20.0, 6.0
 NOISY_RATE = 2000  # items/s, burst = rate
 NOISY_ITEMS, NOISY_RPS = 100, 60  # 6,000 items/s offered: 3x the limit
 QUIET_ITEMS, QUIET_RPS = 10, 40
+
+
+def windowed_p99(results: list[Sent]) -> float:
+    """The median over 1-second windows of each window's p99 latency (ms)."""
+    windows: dict[int, list[float]] = {}
+    for r in results:
+        windows.setdefault(int(r.at), []).append(r.latency_ms)
+    return statistics.median(statistics.quantiles(w, n=100)[98] for w in windows.values() if len(w) >= 20)
 
 
 def breaker_closed_at(log: Path) -> float:
@@ -110,11 +118,14 @@ def test_redis_outage(mode: str, tmp_path: Path) -> None:
 
         if mode == "allow":
             assert {r.status for r in outage} == {200}
-            p99 = {
-                name: statistics.quantiles([r.latency_ms for r in window if r.status == 200], n=100)[98]
-                for name, window in (("healthy", healthy), ("outage", outage))
-            }
-            print(f"\nallow: p99 healthy {p99['healthy']:.2f} ms, during outage {p99['outage']:.2f} ms")
+            p99 = {name: windowed_p99(window) for name, window in (("healthy", healthy), ("outage", outage))}
+            plain = statistics.quantiles([r.latency_ms for r in outage], n=100)[98]
+            print(
+                f"\nallow: p99 per 1 s window (median) healthy {p99['healthy']:.2f} ms, during the outage "
+                f"{p99['outage']:.2f} ms; plain p99 during the outage {plain:.2f} ms"
+            )
+            # A latency cliff (every check waiting on a dead socket) shows in every window; a hiccup
+            # of the host in one second does not make one.
             assert p99["outage"] <= p99["healthy"] + 2.0
         elif mode == "deny":
             assert {r.status for r in outage} == {503}
