@@ -6,12 +6,14 @@
 -- KEYS[1]  the tenant's limits hash (written by overrides-sync), same hash tag as KEYS[2]
 -- KEYS[2]  the tenant's bucket hash (written only here): rt/ru = request tokens/updated,
 --          it/iu = item tokens/updated (microseconds)
+-- KEYS[3]  the tenant's emergency override (written by the admin API, expires by its TTL):
+--          any limit field it holds replaces the one from KEYS[1]; mode = enforce | shadow
 -- ARGV     requests, items,
 --          default request_rate, request_burst, ingestion_rate, ingestion_burst,
 --          max_idle_ms, now_us ('' = Redis TIME)
 -- Returns  {allowed 0|1, reason, remaining requests, remaining items, retry_after_us (-1 = never),
 --           now_us, expire_ms, request_rate, request_burst, ingestion_rate, ingestion_burst,
---           tenant_limits 0|1}; floats as "%.17g" strings, which round-trip exactly.
+--           tenant_limits 0|1, override mode ('' = no override)}; floats as "%.17g" strings, which round-trip exactly.
 
 local MICROS = 1000000
 local NEVER = -1
@@ -35,6 +37,16 @@ local request_rate = tonumber(l[1]) or tonumber(ARGV[3])
 local request_burst = tonumber(l[2]) or tonumber(ARGV[4])
 local ingestion_rate = tonumber(l[3]) or tonumber(ARGV[5])
 local ingestion_burst = tonumber(l[4]) or tonumber(ARGV[6])
+
+local o = redis.call('HMGET', KEYS[3], 'request_rate', 'request_burst', 'ingestion_rate', 'ingestion_burst', 'mode')
+local override = ''
+if o[5] ~= false then
+  override = o[5]
+  request_rate = tonumber(o[1]) or request_rate
+  request_burst = tonumber(o[2]) or request_burst
+  ingestion_rate = tonumber(o[3]) or ingestion_rate
+  ingestion_burst = tonumber(o[4]) or ingestion_burst
+end
 
 local b = redis.call('HMGET', KEYS[2], 'rt', 'ru', 'it', 'iu')
 
@@ -93,12 +105,12 @@ elseif not item_ok then
 end
 
 local limits_reply = {fmt(request_rate), request_burst, fmt(ingestion_rate), ingestion_burst,
-  tenant_limits and 1 or 0}
+  tenant_limits and 1 or 0, override}
 
 if reason then
   -- A denied request consumes nothing and writes nothing.
   return {0, reason, fmt(req_tokens), fmt(item_tokens), wait, now, 0,
-    limits_reply[1], limits_reply[2], limits_reply[3], limits_reply[4], limits_reply[5]}
+    limits_reply[1], limits_reply[2], limits_reply[3], limits_reply[4], limits_reply[5], override}
 end
 
 local now_s = string.format('%d', now)
@@ -112,4 +124,4 @@ end
 redis.call('PEXPIRE', KEYS[2], expire_ms)
 
 return {1, 'allowed', fmt(req_after), fmt(item_after), 0, now, expire_ms,
-  limits_reply[1], limits_reply[2], limits_reply[3], limits_reply[4], limits_reply[5]}
+  limits_reply[1], limits_reply[2], limits_reply[3], limits_reply[4], limits_reply[5], override}

@@ -36,6 +36,12 @@ def bucket_key(tenant: str) -> str:
     return f"{PREFIX}:{{{tenant}}}:bucket"
 
 
+def override_key(tenant: str) -> str:
+    """Hash of the tenant's emergency override (admin API), expiring with its TTL; read by the
+    Lua script on every decision."""
+    return f"{PREFIX}:{{{tenant}}}:override"
+
+
 def replica_key(replica_id: str) -> str:
     """Hash describing one RLS replica (version, mode, breaker state), expiring with its heartbeat."""
     return f"{PREFIX}:replica:{replica_id}"

@@ -78,6 +78,8 @@ class Decision:
     limits: BucketLimits
     #: True when the tenant's own limits were found in Redis, False when the defaults applied.
     tenant_limits: bool
+    #: The mode of an emergency override that applied ("enforce" or "shadow"), else "".
+    override: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,10 @@ class RlsProcess:
         return f"{HOST}:{self.grpc_port}"
 
     @property
+    def admin_url(self) -> str:
+        return f"http://{HOST}:{self.admin_port}"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://{HOST}:{self.metrics_port}/metrics"
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from mimir_edge.admin.stats import StatsRecorder
 from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
 from mimir_edge.core.remote_write import WriteCounts, count_write_request
 from mimir_edge.core.tenant import validate_tenant_id
-from mimir_edge.core.token_bucket import Decision
+from mimir_edge.core.token_bucket import BucketLimits, Decision
 from mimir_edge.core.verdict import (
     Cause,
     Outcome,
@@ -68,6 +69,7 @@ class Enforcer:
         *,
         breaker: CircuitBreaker | None = None,
         local: LocalLimiter | None = None,
+        stats: StatsRecorder | None = None,
     ):
         self._store = store
         self._defaults = defaults
@@ -75,6 +77,14 @@ class Enforcer:
         self._config = config
         self._breaker = breaker
         self._local = local if config.failure_mode is FailureMode.LOCAL else None
+        self._stats = stats
+
+    def _record(
+        self, tenant: str | None, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None = None
+    ) -> None:
+        self._metrics.record(tenant, outcome, cause, items)
+        if self._stats is not None:
+            self._stats.record(tenant, outcome, cause, items, limits)
 
     async def check(self, headers: Mapping[str, str], body: bytes, *, charge: bool = True) -> CheckResult:
         """Decide a remote_write request. With `charge=False` only count (the rate limit filter
@@ -96,7 +106,7 @@ class Enforcer:
             self._metrics.parse_seconds.observe(time.perf_counter() - started)
         except EdgeError as exc:
             verdict = verdict_for_error(exc)
-            self._metrics.record(tenant, verdict.outcome, verdict.cause, 0)
+            self._record(tenant, verdict.outcome, verdict.cause, 0)
             log.info("rejected", tenant=tenant, status=verdict.http_status, reason=verdict.cause.value, error=str(exc))
             return CheckResult(verdict, tenant, counts)
         if not charge:
@@ -109,7 +119,7 @@ class Enforcer:
         """The last line of defence: a bug must not become a crash or a 403. Failure mode applies."""
         log.error("internal error, failure mode applied", error=f"{type(error).__name__}: {error}", exc_info=error)
         verdict = verdict_for_store_unavailable(self._config.failure_mode is not FailureMode.DENY)
-        self._metrics.record(None, verdict.outcome, verdict.cause, 0)
+        self._record(None, verdict.outcome, verdict.cause, 0)
         return CheckResult(verdict)
 
     async def decide(self, tenant: str, *, requests: int, items: int) -> tuple[Decision | None, Verdict]:
@@ -140,15 +150,19 @@ class Enforcer:
             decision = self._local.decide(tenant, requests=requests, items=items, defaults=self._defaults.limits)
             return decision, self._verdict(tenant, requests, items, decision, local=True)
         verdict = verdict_for_store_unavailable(self._config.failure_mode is FailureMode.ALLOW)
-        self._metrics.record(tenant, verdict.outcome, verdict.cause, items)
+        self._record(tenant, verdict.outcome, verdict.cause, items)
         log.debug("redis unavailable", tenant=tenant, error=str(error), decision=verdict.outcome.value)
         return None, verdict
 
     def _verdict(self, tenant: str, requests: int, items: int, decision: Decision, *, local: bool = False) -> Verdict:
-        verdict = verdict_for_decision(decision, items, shadow=self._config.shadow)
+        # An emergency override's mode wins over the replica's (ENFORCEMENT_DISABLED).
+        shadow = decision.override == "shadow" if decision.override else self._config.shadow
+        if decision.override:
+            self._metrics.override_decisions.labels(decision.override).inc()
+        verdict = verdict_for_decision(decision, items, shadow=shadow)
         if local:
             self._metrics.local_decisions.labels(verdict.outcome.value).inc()
-        self._metrics.record(tenant, verdict.outcome, verdict.cause, items)
+        self._record(tenant, verdict.outcome, verdict.cause, items, decision.limits)
         if verdict.outcome is Outcome.ALLOWED:
             log.debug("decision", tenant=tenant, decision="allowed", items=items)
         else:
@@ -166,5 +180,6 @@ class Enforcer:
                 request_burst=lim.request_burst,
                 retry_after_s=verdict.retry_after_s,
                 local=local,
+                override=decision.override or None,
             )
         return verdict

@@ -11,12 +11,20 @@ OTHER_TENANTS = "__other__"
 
 
 class RlsMetrics:
-    """Counters and histograms of one RLS process. Tenant labels are bounded: the first
-    `max_tenants` tenants seen get their own series, every later one is counted as `__other__`."""
+    """Counters and histograms of one RLS process. Tenant labels are bounded: with an allow-list
+    only those tenants get their own series; without one the first `max_tenants` seen do. Every
+    other tenant is counted as `__other__`."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, *, max_tenants: int = 200):
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        max_tenants: int = 200,
+        allow_tenants: tuple[str, ...] = (),
+    ):
         self.registry = registry or CollectorRegistry()
         self._max_tenants = max_tenants
+        self._allow = frozenset(allow_tenants)
         self._tenants: set[str] = set()
         r = self.registry
         self.decisions = Counter(
@@ -100,11 +108,39 @@ class RlsMetrics:
         self.defaults_loaded = Gauge(
             "rls_defaults_loaded", "1 once the default limits were read from Redis.", registry=r
         )
+        self.override_decisions = Counter(
+            "rls_emergency_override_decisions_total",
+            "Decisions taken under an emergency override (admin API), by its mode.",
+            ["mode"],
+            registry=r,
+        )
+        self.stats_flushes = Counter(
+            "rls_stats_flushes_total",
+            "Flushes of the cluster-wide decision statistics to Redis, by result (ok, error).",
+            ["result"],
+            registry=r,
+        )
+        self.admin_requests = Counter(
+            "rls_admin_requests_total",
+            "Admin API requests, by method and status code.",
+            ["method", "code"],
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "rls_build_info",
+            "Always 1; labels name the version, failure mode and whether the replica is in shadow mode.",
+            ["version", "failure_mode", "shadow"],
+            registry=r,
+        )
 
     def tenant_label(self, tenant: str) -> str:
         if tenant in self._tenants:
             return tenant
-        if len(self._tenants) < self._max_tenants:
+        if self._allow:
+            if tenant in self._allow:
+                self._tenants.add(tenant)
+                return tenant
+        elif len(self._tenants) < self._max_tenants:
             self._tenants.add(tenant)
             return tenant
         self.tenant_overflow.inc()

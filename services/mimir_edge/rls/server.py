@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import structlog
@@ -13,7 +16,12 @@ from envoy.service.ratelimit.v3 import rls_pb2_grpc as rls_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
-from mimir_edge import httpd
+from mimir_edge import __version__
+from mimir_edge.admin import server as admin
+from mimir_edge.admin.stats import StatsRecorder
+from mimir_edge.admin.view import FleetView
+from mimir_edge.core.schema import decode_limits, limits_key
+from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.rls.defaults import DefaultsCache
 from mimir_edge.rls.enforcer import Enforcer, EnforcerConfig, FailureMode
 from mimir_edge.rls.ext_authz import AuthorizationServicer
@@ -24,7 +32,7 @@ from mimir_edge.rls.registry import HEARTBEAT_S, ReplicaRegistry
 from mimir_edge.rls.settings import RlsSettings
 from mimir_edge.store.breaker import BreakerState, CircuitBreaker
 from mimir_edge.store.buckets import BucketStore
-from mimir_edge.store.client import connect
+from mimir_edge.store.client import SyncRedis, connect, connect_sync
 from mimir_edge.store.limits import LimitsStore
 
 log = structlog.get_logger("rls")
@@ -51,7 +59,10 @@ async def serve(settings: RlsSettings) -> None:
     """Run until SIGTERM/SIGINT; then stop taking new calls, finish in-flight ones, exit."""
     redis = connect(settings.redis)
     store = BucketStore.for_config(settings.redis, redis)
-    metrics = RlsMetrics()
+    metrics = RlsMetrics(max_tenants=settings.metrics_max_tenants, allow_tenants=settings.metrics_tenants)
+    metrics.build_info.labels(__version__, settings.failure_mode.value, str(settings.enforcement_disabled).lower()).set(
+        1
+    )
     defaults = DefaultsCache(LimitsStore(redis, timeout_s=max(settings.redis.timeout_s, 1.0)))
     registry = ReplicaRegistry(
         redis,
@@ -61,7 +72,13 @@ async def serve(settings: RlsSettings) -> None:
             "shadow": str(settings.enforcement_disabled).lower(),
             "breaker": "open" if breaker.open else "closed",
             "grpc_addr": settings.grpc_addr,
+            "admin_addr": settings.admin_addr,
+            "started_ms": str(started_ms),
         },
+    )
+    started_ms = int(time.time() * 1000)
+    stats = StatsRecorder(
+        redis, replica_id=registry.replica_id, on_flush=lambda result: metrics.stats_flushes.labels(result).inc()
     )
     local = LocalLimiter(lambda: registry.live) if settings.failure_mode is FailureMode.LOCAL else None
 
@@ -84,6 +101,7 @@ async def serve(settings: RlsSettings) -> None:
         ),
         breaker=breaker,
         local=local,
+        stats=stats,
     )
     limit = settings.max_request_bytes + MESSAGE_OVERHEAD_BYTES
     server = grpc.aio.server(
@@ -109,8 +127,8 @@ async def serve(settings: RlsSettings) -> None:
         raise StartupError(f"cannot listen on METRICS_ADDR {settings.metrics_addr}: {exc.strerror}") from None
     ready = {"serving": False}
 
-    def api_ready() -> tuple[int, bytes, str]:
-        state = {
+    def api_ready() -> tuple[int, dict[str, object]]:
+        state: dict[str, object] = {
             "ready": ready["serving"] and not breaker.open,
             "serving": ready["serving"],
             "redis_breaker": "open" if breaker.open else "closed",
@@ -122,16 +140,25 @@ async def serve(settings: RlsSettings) -> None:
         }
         # Not ready while draining or before Redis was reached. An open breaker is reported but
         # keeps the replica ready: it still answers every check by its failure mode.
-        return httpd.json_answer(200 if ready["serving"] else 503, state)
+        return (200 if ready["serving"] else 503), state
 
+    admin_redis = connect_sync(settings.redis)
+    api = admin.Api(
+        admin.AdminContext(
+            view=FleetView(admin_redis, cluster=bool(settings.redis.cluster_nodes)),
+            redis=admin_redis,
+            tokens=admin.Tokens(token=settings.admin_token, path=settings.admin_token_file),
+            replica_id=registry.replica_id,
+            health=lambda: (200, {"status": "ok"}),
+            ready=api_ready,
+            config=lambda: effective_config(settings, registry.replica_id),
+            current_limits=lambda tenant: current_limits(admin_redis, tenant, defaults.limits),
+        ),
+        on_request=lambda method, code: metrics.admin_requests.labels(method, str(code)).inc(),
+    )
     admin_host, admin_port = _split(settings.admin_addr)
     try:
-        admin_server = httpd.serve(
-            admin_host,
-            admin_port,
-            {"/api/health": lambda: httpd.json_answer(200, {"status": "ok"}), "/api/ready": api_ready},
-            name="rls-admin",
-        )
+        admin_server = admin.serve(admin_host, admin_port, api)
     except OSError as exc:
         raise StartupError(f"cannot listen on ADMIN_ADDR {settings.admin_addr}: {exc.strerror}") from None
     await server.start()
@@ -168,6 +195,7 @@ async def serve(settings: RlsSettings) -> None:
         asyncio.create_task(defaults.run()),
         asyncio.create_task(defaults.follow_changes(settings.redis)),
         asyncio.create_task(become_ready()),
+        asyncio.create_task(stats.run()),
     ]
     try:
         await stop.wait()
@@ -188,5 +216,51 @@ async def serve(settings: RlsSettings) -> None:
         await redis.aclose()
         metrics_server.shutdown()
         admin_server.shutdown()
+        admin_redis.close()
         metrics_thread.join(timeout=5)
         log.info("rls stopped")
+
+
+def effective_config(settings: RlsSettings, replica_id: str) -> dict[str, Any]:
+    """The settings in force, for /api/config: secrets redacted."""
+    return {
+        "replica_id": replica_id,
+        "version": __version__,
+        "grpc_addr": settings.grpc_addr,
+        "admin_addr": settings.admin_addr,
+        "metrics_addr": settings.metrics_addr,
+        "redis_url": redact_url(settings.redis.url) if not settings.redis.cluster_nodes else "",
+        "redis_cluster_nodes": [f"{host}:{port}" for host, port in settings.redis.cluster_nodes],
+        "redis_timeout_s": settings.redis.timeout_s,
+        "failure_mode": settings.failure_mode.value,
+        "failure_mode_allow": settings.failure_mode_allow,
+        "enforcement_disabled": settings.enforcement_disabled,
+        "max_request_bytes": settings.max_request_bytes,
+        "tenant_header": settings.tenant_header,
+        "log_format": settings.log_format,
+        "log_level": settings.log_level,
+        "replicas_hint": settings.replicas_hint,
+        "admin_token": "<redacted>" if settings.admin_token else "",
+        "admin_token_file": settings.admin_token_file,
+        "admin_writable": bool(settings.admin_token or settings.admin_token_file),
+        "metrics_tenants": list(settings.metrics_tenants),
+        "metrics_max_tenants": settings.metrics_max_tenants,
+    }
+
+
+def redact_url(url: str) -> str:
+    """redis://user:secret@host → redis://user:<redacted>@host."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:<redacted>@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def current_limits(redis: SyncRedis, tenant: str, defaults: BucketLimits) -> BucketLimits:
+    """The tenant's enforced limits (overrides file, else defaults), for an emergency override's
+    burst ratio."""
+    raw = redis.hgetall(limits_key(tenant))
+    return BucketLimits.from_tenant_limits(decode_limits(raw)) if raw else defaults

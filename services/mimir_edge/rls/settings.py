@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mimir_edge import logs
 from mimir_edge.rls.enforcer import FailureMode
@@ -26,6 +26,12 @@ class RlsSettings:
     log_format: str
     log_level: str
     replicas_hint: int = 0
+    #: Bearer token for the admin API's mutating calls; never logged or shown.
+    admin_token: str = field(default="", repr=False)
+    admin_token_file: str = ""
+    #: Tenants that get their own label in /metrics (empty: the first METRICS_MAX_TENANTS seen).
+    metrics_tenants: tuple[str, ...] = ()
+    metrics_max_tenants: int = 200
 
     @property
     def failure_mode_allow(self) -> bool:
@@ -89,6 +95,36 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
         help="largest body accepted, compressed and decompressed",
     )
     env_flag(parser, "TENANT_HEADER", env, default="X-Scope-OrgID", help="header naming the tenant")
+    env_flag(
+        parser,
+        "ADMIN_TOKEN",
+        env,
+        default="",
+        help="bearer token for the admin API's mutating calls (prefer ADMIN_TOKEN_FILE); "
+        "without a token the admin API is read-only",
+    )
+    env_flag(
+        parser,
+        "ADMIN_TOKEN_FILE",
+        env,
+        default="",
+        help="file of admin API tokens, one `name:token` per line (re-read when it changes)",
+    )
+    env_flag(
+        parser,
+        "METRICS_TENANTS",
+        env,
+        default="",
+        help="comma-separated tenants that get their own tenant label in /metrics; others count as __other__",
+    )
+    env_flag(
+        parser,
+        "METRICS_MAX_TENANTS",
+        env,
+        default=200,
+        type=int,
+        help="without METRICS_TENANTS: how many tenants (first seen) get their own label",
+    )
     logs.add_log_flags(parser, env)
     return parser
 
@@ -108,6 +144,10 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         parser.error("--max-request-bytes must be positive")
     if not args.tenant_header.strip():
         parser.error("--tenant-header must not be empty")
+    if args.metrics_max_tenants < 0:
+        parser.error("--metrics-max-tenants must not be negative")
+    if args.admin_token_file and not os.path.isfile(args.admin_token_file):
+        parser.error(f"--admin-token-file: {args.admin_token_file!r} is not a file")
     if args.redis_timeout <= 0:
         parser.error("--redis-timeout must be positive")
     try:
@@ -128,4 +168,8 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         tenant_header=args.tenant_header.strip().lower(),
         log_format=args.log_format,
         log_level=args.log_level,
+        admin_token=args.admin_token,
+        admin_token_file=args.admin_token_file,
+        metrics_tenants=tuple(t.strip() for t in args.metrics_tenants.split(",") if t.strip()),
+        metrics_max_tenants=args.metrics_max_tenants,
     )

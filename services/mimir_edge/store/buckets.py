@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from mimir_edge.core.errors import StoreUnavailable
-from mimir_edge.core.schema import bucket_key, limits_key
+from mimir_edge.core.schema import bucket_key, limits_key, override_key
 from mimir_edge.core.token_bucket import BucketLimits, Decision, Reason
 from mimir_edge.store.client import Redis, RedisConfig, translated_errors
 from mimir_edge.store.coalescer import Coalescer
@@ -146,9 +146,10 @@ class BucketStore:
         return (
             "EVALSHA",
             self._script.sha,
-            2,
+            3,
             limits_key(call.tenant),
             bucket_key(call.tenant),
+            override_key(call.tenant),
             call.requests,
             call.items,
             repr(d.request_rate),
@@ -197,4 +198,5 @@ class BucketStore:
                 ingestion_burst=int(r[10]),
             ),
             tenant_limits=r[11] == 1,
+            override=r[12].decode() if r[12] else "",
         )

@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeAlias
 
+import redis
 import redis.asyncio as aioredis
+import redis.cluster
 import structlog
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
@@ -74,3 +76,21 @@ async def translated_errors(what: str) -> AsyncIterator[None]:
         yield
     except (RedisError, OSError, TimeoutError) as exc:
         raise StoreUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+SyncRedis: TypeAlias = redis.Redis | redis.cluster.RedisCluster
+
+
+def connect_sync(config: RedisConfig, *, timeout_s: float = 1.0) -> SyncRedis:
+    """A blocking client, for threads that must not touch the event loop (the admin API)."""
+    if config.cluster_nodes:
+        return redis.cluster.RedisCluster(
+            startup_nodes=[
+                redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in config.cluster_nodes
+            ],
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            require_full_coverage=False,
+        )
+    return redis.Redis.from_url(config.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)

@@ -1,0 +1,1 @@
+"""Admin API, Admin UI and cluster-wide statistics."""
