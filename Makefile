@@ -18,8 +18,8 @@ test: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check services tests bench
-	$(VENV)/bin/ruff format --check services tests bench
+	$(VENV)/bin/ruff check services tests bench monitoring
+	$(VENV)/bin/ruff format --check services tests bench monitoring
 	$(VENV)/bin/mypy
 
 # Regenerates the committed protobuf code from protos/ (checked by tests/unit/test_protos_fresh.py).

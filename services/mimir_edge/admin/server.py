@@ -40,7 +40,7 @@ STATIC_TYPES = {
     ".svg": "image/svg+xml",
 }
 MAX_BODY = 64 * 1024
-METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "POST", "PATCH"})
+METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "POST", "PATCH", "OPTIONS"})
 
 
 class ApiError(Exception):
@@ -128,6 +128,19 @@ def _choice(params: Mapping[str, list[str]], name: str, default: str, choices: t
     return values[-1]
 
 
+def _query(params: Mapping[str, list[str]]) -> str:
+    text = (params.get("q") or [""])[-1]
+    if len(text) > 200:
+        raise ApiError(400, "query parameter q must be at most 200 characters")
+    return text
+
+
+def allowed_methods(path: str) -> tuple[str, ...]:
+    if path.startswith("/api/tenants/") and path.endswith("/override"):
+        return ("GET", "HEAD", "PUT", "DELETE")
+    return ("GET", "HEAD")
+
+
 def _tenant(raw: str) -> str:
     try:
         return validate_tenant_id(unquote(raw))
@@ -155,7 +168,7 @@ class Api:
             return 200, ctx.view.overview(window, ctx.replica_id)
         if path == "/api/tenants":
             return 200, ctx.view.tenants(
-                query=(params.get("q") or [""])[-1][:200],
+                query=_query(params),
                 sort=_choice(params, "sort", "items_per_s", SORT_KEYS),
                 descending=_choice(params, "order", "desc", ("asc", "desc")) == "desc",
                 page=_int_param(params, "page", 1, 1, 100000),
@@ -265,7 +278,7 @@ def serve(host: str, port: int, api: Api) -> ThreadingHTTPServer:
             pass
 
         def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = {}) -> None:
-            api.on_request(self.command if self.command in METHODS else "other", status)
+            api.on_request(self.command if self.command in METHODS else "OTHER", status)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -285,8 +298,11 @@ def serve(host: str, port: int, api: Api) -> ThreadingHTTPServer:
             url = urlsplit(self.path)
             path = url.path
             try:
+                allowed = allowed_methods(path)
+                if self.command not in allowed:
+                    raise ApiError(405, f"{self.command} is not allowed here", {"Allow": ", ".join(allowed)})
                 if not path.startswith("/api/"):
-                    static = _static(path) if self.command in ("GET", "HEAD") else None
+                    static = _static(path)
                     if static is None:
                         raise ApiError(404, "not found")
                     self._send(200, static[0], static[1])
@@ -312,7 +328,12 @@ def serve(host: str, port: int, api: Api) -> ThreadingHTTPServer:
                 log.exception("admin request failed", path=path)
                 self._json(500, {"error": f"internal error: {type(exc).__name__}"})
 
-        do_GET = do_HEAD = do_PUT = do_DELETE = do_POST = do_PATCH = _handle
+        def __getattr__(self, name: str) -> Any:
+            # Every method reaches _handle (which answers 405 where it does not apply), not
+            # http.server's HTML 501 page.
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class SyncMetrics:
@@ -41,5 +41,20 @@ class SyncMetrics:
         )
         self.leader = Gauge(
             "overrides_sync_leader", "1 while this process may write (leader or no election).", registry=r
+        )
+        self.apply_seconds = Histogram(
+            "overrides_sync_apply_duration_seconds",
+            "Time to compare a document with Redis and write the difference.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+        self.generation = Gauge(
+            "overrides_sync_generation", "Generation of the limits in Redis after this process wrote last.", registry=r
+        )
+        self.tenant_changes = Counter(
+            "overrides_sync_tenant_changes_total",
+            "Tenants whose limits were written or removed, by change (written, removed).",
+            ["change"],
+            registry=r,
         )
         self.source_ok = Gauge("overrides_sync_source_ok", "1 while the source document exists and parses.", registry=r)

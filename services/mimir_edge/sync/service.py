@@ -151,6 +151,10 @@ class SyncService:
         self._metrics.tenants.set(len(desired.tenants))
         self._metrics.last_success.set(time.time())
         self._metrics.redis_writes.inc(result.writes)
+        self._metrics.apply_seconds.observe(time.perf_counter() - started)
+        self._metrics.generation.set(result.generation)
+        self._metrics.tenant_changes.labels("written").inc(len(result.written))
+        self._metrics.tenant_changes.labels("removed").inc(len(result.removed))
         log.info(
             "synced",
             origin=origin,
