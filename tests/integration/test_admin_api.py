@@ -119,6 +119,7 @@ def test_tenant_table_sorts_searches_and_pages(fleet: Fleet, traffic: dict[str, 
     assert status == 200
     assert page["tenants"][0]["tenant"] == traffic["limited"]
     assert page["tenants"][0]["window"]["denied_requests"] == fleet.sent.denied[traffic["limited"]]
+    assert page["tenants"][0]["limits"]["ingestion_rate"] == 1.0 and page["tenants"][0]["source"] == "overrides"
     assert page["total"] >= 2 and page["per_page"] == 1
     second = api(base, "/api/tenants?sort=denied_requests&order=desc&per_page=1&page=2&window=600")[1]
     assert second["tenants"][0]["tenant"] != traffic["limited"]

@@ -134,7 +134,10 @@ def test_pages_render_the_traffic_the_test_sent(
     row = f'table[data-testid="tenants-table"] tr[data-tenant="{limited}"]'
     ui.page.wait_for_selector(row)
     ui.wait_text(f'{row} td[data-col="denied_requests"]', str(sent.denied[limited]))
-    assert ui.text(f'{row} td[data-col="ingestion_rate"]').startswith("1")
+    assert ui.text(f'{row} td[data-col="ingestion_rate"]') == "1/s"
+    assert (
+        ui.text(f'table[data-testid="tenants-table"] tr[data-tenant="{free}"] td[data-col="ingestion_rate"]') == "50k/s"
+    )
     ui.page.fill('input[data-testid="tenant-search"]', free[-6:])
     ui.page.wait_for_function(
         f"document.querySelectorAll('table[data-testid=\"tenants-table\"] tr[data-tenant]').length === 1"

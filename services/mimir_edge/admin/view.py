@@ -153,18 +153,22 @@ class FleetView:
             names = [n for n in names if query.lower() in n.lower()]
         configured_set = set(configured)
         defaults = self.defaults()
+        active = self._overrides_by_tenant()
         # Limits are needed for every candidate only when sorting by them; else for the page.
         needs_all = sort in ("utilisation", "ingestion_rate")
-        limits = self.limits([n for n in names if n in configured_set]) if needs_all else {}
+        # A limits hash is the truth even for a tenant not (yet) in the index, so every row reads it.
+        limits = self.limits([n for n in names if n != OTHER_TENANTS]) if needs_all else {}
         rows = [
-            self._tenant_row(n, window.get(n), rates.get(n), limits.get(n), defaults, n in configured_set)
+            self._tenant_row(
+                n, window.get(n), rates.get(n), limits.get(n), defaults, n in configured_set, active.get(n)
+            )
             for n in names
         ]
         rows.sort(key=lambda row: _sort_key(row, sort), reverse=descending)
         total = len(rows)
         page_rows = rows[(page - 1) * per_page : page * per_page]
         if not needs_all:
-            page_limits = self.limits([r["tenant"] for r in page_rows if r["configured"]])
+            page_limits = self.limits([r["tenant"] for r in page_rows if r["tenant"] != OTHER_TENANTS])
             page_rows = [
                 self._tenant_row(
                     r["tenant"],
@@ -173,12 +177,10 @@ class FleetView:
                     page_limits.get(r["tenant"]),
                     defaults,
                     r["configured"],
+                    active.get(r["tenant"]),
                 )
                 for r in page_rows
             ]
-        active = self._overrides_by_tenant()
-        for row in page_rows:
-            row["override"] = active.get(row["tenant"])
         return {
             "total": total,
             "page": page,
@@ -201,11 +203,13 @@ class FleetView:
         limits: TenantLimits | None,
         defaults: TenantLimits,
         configured: bool,
+        override: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         window = window or Totals()
         rate = rate or Totals()
-        effective = limits or defaults
-        enforced = BucketLimits.from_tenant_limits(effective)
+        enforced = BucketLimits.from_tenant_limits(limits or defaults)
+        if override:  # an emergency override replaces the fields it sets
+            enforced = BucketLimits(**(_enforced(enforced) | override["limits"]))
         items_per_s = rate.items() / RATE_WINDOW_S
         return {
             "tenant": tenant,
@@ -226,6 +230,7 @@ class FleetView:
                 "denied_items": window.items(Outcome.DENIED, Outcome.FAILURE_DENIED),
                 "by_reason": window.by_reason(),
             },
+            "override": override,
         }
 
     def tenant(self, tenant: str, window_s: float) -> dict[str, Any]:
@@ -245,7 +250,7 @@ class FleetView:
         own = self.limits([tenant])[tenant]
         defaults = self.defaults()
         override = overrides.get_override(self._redis, tenant)
-        row = self._tenant_row(tenant, totals, rate, own, defaults, tenant in set(self.configured_tenants()))
+        row = self._tenant_row(tenant, totals, rate, own, defaults, tenant in set(self.configured_tenants()), override)
         enforced = BucketLimits.from_tenant_limits(own or defaults)
         default_enforced = BucketLimits.from_tenant_limits(defaults)
         sources = {}
@@ -256,32 +261,38 @@ class FleetView:
                 sources[name] = "overrides"
             else:
                 sources[name] = "defaults"
-        effective = _enforced(enforced) | (override["limits"] if override else {})
         row.update(
             {
                 "window_s": window_s,
-                "limits": effective,
                 "limit_sources": sources,
                 "configured_limits": asdict(own) if own else None,
                 "override": override,
                 "totals": totals.to_json(),
                 "series": series_points(starts, hashes, res),
-                "bucket": self._bucket(tenant),
+                "bucket": self._bucket(tenant, BucketLimits(**row["limits"])),
                 "denials": [d for d in self.denials(100) if d["tenant"] == tenant],
             }
         )
         return row
 
-    def _bucket(self, tenant: str) -> dict[str, float] | None:
+    def _bucket(self, tenant: str, limits: BucketLimits) -> dict[str, float] | None:
+        """The tenant's bucket as the next decision would see it: refilled to now, capped at the
+        burst in force (an emergency override's included)."""
         raw = {_text(k): _text(v) for k, v in self._redis.hgetall(bucket_key(tenant)).items()}
-        if not raw:
+        if "it" not in raw:
             return None
-        out = {}
-        if "it" in raw:
-            out["item_tokens"] = round(float(raw["it"]), 3)
-            out["item_updated_ms"] = int(raw["iu"]) // 1000
-        if "rt" in raw:
-            out["request_tokens"] = round(float(raw["rt"]), 3)
+        now_us = time.time() * 1_000_000
+
+        def level(tokens: str, updated: str, rate: float, burst: int) -> float:
+            elapsed = max(0.0, now_us - int(updated))
+            return round(min(float(burst), float(tokens) + elapsed * rate / 1_000_000), 3)
+
+        out = {
+            "item_tokens": level(raw["it"], raw["iu"], limits.ingestion_rate, limits.ingestion_burst),
+            "item_updated_ms": int(raw["iu"]) // 1000,
+        }
+        if "rt" in raw and limits.request_rate > 0:
+            out["request_tokens"] = level(raw["rt"], raw["ru"], limits.request_rate, limits.request_burst)
         return out
 
     def denials(self, limit: int, window_s: float = 300) -> list[dict[str, Any]]:
