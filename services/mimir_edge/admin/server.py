@@ -22,13 +22,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 import yaml
-from redis.exceptions import RedisError
 
 from mimir_edge.admin import overrides
 from mimir_edge.admin.view import SORT_KEYS, FleetView
 from mimir_edge.core.errors import InvalidTenant
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import BucketLimits
+from mimir_edge.store.client import REDIS_ERRORS
 
 log = structlog.get_logger("rls.admin")
 audit_log = structlog.get_logger("audit")
@@ -245,7 +245,7 @@ class Api:
         audit_log.warning(event, **{k: v for k, v in entry.items() if k != "event"})
         try:
             overrides.audit(self.ctx.redis, entry)
-        except RedisError as exc:  # the change itself landed; the log line above is the record
+        except REDIS_ERRORS as exc:  # the change itself landed; the log line above is the record
             log.error("could not store audit entry", error=str(exc))
 
 
@@ -320,7 +320,7 @@ def serve(host: str, port: int, api: Api) -> ThreadingHTTPServer:
                 self._json(status, payload)
             except ApiError as exc:
                 self._json(exc.status, {"error": str(exc)}, exc.headers)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._json(503, {"error": f"redis unavailable: {type(exc).__name__}: {exc}"})
             except ValueError as exc:  # e.g. a bad Content-Length
                 self._json(400, {"error": str(exc)})

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from mimir_edge.admin import overrides
 from mimir_edge.admin.stats import (
     ALL_COUNTERS,
@@ -46,7 +44,7 @@ from mimir_edge.core.schema import (
 from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.core.verdict import Outcome
 from mimir_edge.rls.registry import LIVE_FOR_S
-from mimir_edge.store.client import SyncRedis
+from mimir_edge.store.client import REDIS_ERRORS, SyncRedis
 
 #: Rates ("now") are taken over the last minute of complete 10 s buckets.
 RATE_WINDOW_S = 60
@@ -334,7 +332,7 @@ class FleetView:
             latency_ms = (time.perf_counter() - started) * 1000
             info: Mapping[str, Any] = self._redis.info("server") if not self._cluster else {}
             memory: Mapping[str, Any] = self._redis.info("memory") if not self._cluster else {}
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             return {"ok": False, "mode": "cluster" if self._cluster else "standalone", "error": str(exc)}
         return {
             "ok": True,

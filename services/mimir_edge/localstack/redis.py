@@ -30,9 +30,10 @@ def redis_cli_binary() -> str:
     return find_program("redis-cli", INSTALL_HINT, [_wheel_binary("redis-cli")])
 
 
-def cli(port: int, *args: str, timeout_s: float = 5.0) -> str:
+def cli(port: int, *args: str, timeout_s: float = 5.0, password: str = "") -> str:
+    auth = ["-a", password, "--no-auth-warning"] if password else []
     out = subprocess.run(
-        [redis_cli_binary(), "-h", HOST, "-p", str(port), *args],
+        [redis_cli_binary(), "-h", HOST, "-p", str(port), *auth, *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -98,6 +99,8 @@ class RedisCluster:
     workdir: Path
     nodes: list[RedisServer] = field(default_factory=list)
     node_timeout_ms: int = 3000
+    #: AUTH for every node (and between them), as a production cluster would have.
+    password: str = ""
 
     @property
     def startup_nodes(self) -> str:
@@ -126,12 +129,14 @@ class RedisCluster:
                     str(self.node_timeout_ms),
                     "--repl-diskless-sync-delay",
                     "0",
+                    *(("--requirepass", self.password, "--masterauth", self.password) if self.password else ()),
                 ),
             )
             self.nodes.append(node.start())
         out = subprocess.run(
             [
                 redis_cli_binary(),
+                *(("-a", self.password, "--no-auth-warning") if self.password else ()),
                 "--cluster",
                 "create",
                 *(f"{HOST}:{n.port}" for n in self.nodes),
@@ -151,16 +156,16 @@ class RedisCluster:
     def _wait_healthy(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if all(self._node_ok(n.port) for n in self.nodes):
+            if all(self._node_ok(n.port, self.password) for n in self.nodes):
                 return
             time.sleep(0.1)
         raise StartFailed("redis cluster did not become healthy in time")
 
     @staticmethod
-    def _node_ok(port: int) -> bool:
-        if "cluster_state:ok" not in cli(port, "CLUSTER", "INFO"):
+    def _node_ok(port: int, password: str = "") -> bool:
+        if "cluster_state:ok" not in cli(port, "CLUSTER", "INFO", password=password):
             return False
-        info = cli(port, "INFO", "replication")
+        info = cli(port, "INFO", "replication", password=password)
         return "role:master" in info or "master_link_status:up" in info
 
     def stop(self) -> None:

@@ -10,13 +10,12 @@ import itertools
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.limits import MIMIR_DEFAULTS
 from mimir_edge.core.schema import LIMITS_CHANNEL
 from mimir_edge.core.token_bucket import BucketLimits
-from mimir_edge.store.client import RedisConfig
+from mimir_edge.store.client import REDIS_ERRORS, RedisConfig
 from mimir_edge.store.limits import LimitsStore
 
 log = structlog.get_logger("rls.defaults")
@@ -66,10 +65,10 @@ class DefaultsCache:
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         await self.refresh()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.debug("limits change subscription lost", error=str(exc))
                 await asyncio.sleep(self._retry_s)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await client.aclose()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -14,11 +15,14 @@ import structlog
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from mimir_edge.core.errors import StoreUnavailable
 
 Redis: TypeAlias = aioredis.Redis | RedisCluster
+#: What a Redis call can raise when Redis (or the network) fails. RedisClusterException is not a
+#: RedisError: a cluster whose nodes all refuse (wrong password, all down) raises it.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
 log = structlog.get_logger("store")
 
 
@@ -46,6 +50,17 @@ class RedisConfig:
         return tuple(nodes)
 
 
+def cluster_auth(config: RedisConfig) -> dict[str, Any]:
+    """In Cluster mode REDIS_URL still carries what applies to every node: its credentials and
+    its scheme (rediss:// = TLS). Its host is not used; REDIS_CLUSTER_NODES names the nodes."""
+    parsed = urlsplit(config.url)
+    return {
+        "username": unquote(parsed.username) if parsed.username else None,
+        "password": unquote(parsed.password) if parsed.password else None,
+        "ssl": parsed.scheme == "rediss",
+    }
+
+
 def connect(config: RedisConfig) -> Redis:
     """A client for `config`; connections are made lazily on first use."""
     if config.cluster_nodes:
@@ -59,6 +74,7 @@ def connect(config: RedisConfig) -> Redis:
             # connection error still refreshes the topology.
             retry=Retry(NoBackoff(), 0),
             require_full_coverage=False,
+            **cluster_auth(config),
         )
     return aioredis.Redis.from_url(
         config.url,
@@ -74,7 +90,7 @@ async def translated_errors(what: str) -> AsyncIterator[None]:
     """Turn anything Redis or the network raises into StoreUnavailable."""
     try:
         yield
-    except (RedisError, OSError, TimeoutError) as exc:
+    except REDIS_ERRORS as exc:
         raise StoreUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
 
@@ -92,5 +108,6 @@ def connect_sync(config: RedisConfig, *, timeout_s: float = 1.0) -> SyncRedis:
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             require_full_coverage=False,
+            **cluster_auth(config),
         )
     return redis.Redis.from_url(config.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
