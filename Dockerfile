@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# One image for the Python services: mimir-rls, mimir-overrides-sync and mimir-edge (the Helm
+# charts pick the entry point with `command:`). Runs as a fixed non-root UID and writes nothing
+# outside /tmp, so it works with readOnlyRootFilesystem.
+
+# --- build: the project's wheel and every dependency's wheel --------------------------------------
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+# Only what the wheel is built from (pyproject.toml [tool.hatch.build]): the Lua scripts are
+# force-included into the wheel as mimir_edge/lua.
+COPY pyproject.toml README.md ./
+COPY services ./services
+COPY lua ./lua
+RUN pip wheel --wheel-dir /wheels .
+
+# --- runtime ---------------------------------------------------------------------------------------
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOME=/tmp
+# Install from the wheels only (no index), byte-compiled at install time because the root
+# filesystem is read-only at run time.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels --compile mimir-edge-enforcement \
+    && groupadd --system --gid 10001 mimir \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin mimir
+USER 10001:10001
+WORKDIR /tmp
+# RLS gRPC, RLS admin API/UI, RLS /metrics, overrides-sync /metrics /healthz /readyz.
+EXPOSE 8081 8082 9090 9091
+CMD ["mimir-rls"]

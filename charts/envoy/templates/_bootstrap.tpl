@@ -1,0 +1,167 @@
+{{/*
+The Envoy bootstrap: the same document as `mimir-edge render-envoy` (services/mimir_edge/deploy/envoy.py,
+render()) for config.mode and config.charge, field for field; tests/integration/test_helm_envoy.py
+compares the two for every mode x charge and runs `envoy --mode validate` on this one.
+- full / canary: ext_authz (with the body) in front of the distributor.
+- mirror: the same checks, then a direct 204: NGINX already sent the original to Mimir, so a
+  forwarded mirror would be ingested twice.
+- charge check: ext_authz Check charges requests and items in one call. charge ratelimit: Check only
+  counts (route context extension) and the rate limit filter charges via ShouldRateLimit.
+*/}}
+{{- define "envoy.bootstrap" -}}
+{{- $c := .Values.config -}}
+{{- $rlsHost := include "envoy.rlsHost" . -}}
+{{- $upstreamHost := $c.upstream.host -}}
+{{- $header := lower $c.tenantHeader -}}
+{{- $authzTimeout := include "envoy.duration" $c.authzTimeoutSeconds -}}
+admin:
+  address:
+    socket_address:
+      address: 0.0.0.0
+      port_value: {{ int $c.adminPort }}
+static_resources:
+  listeners:
+    - name: remote_write
+      address:
+        socket_address:
+          address: 0.0.0.0
+          port_value: {{ int $c.listenPort }}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: remote_write
+                codec_type: AUTO
+                route_config:
+                  name: remote_write
+                  virtual_hosts:
+                    - name: all
+                      domains: ["*"]
+                      routes:
+                        - match:
+                            prefix: /
+                          {{- if eq $c.mode "mirror" }}
+                          direct_response:
+                            status: 204
+                          {{- else }}
+                          route:
+                            cluster: distributor
+                            timeout: {{ include "envoy.duration" $c.upstreamTimeoutSeconds }}
+                          {{- end }}
+                          {{- if eq $c.charge "ratelimit" }}
+                          typed_per_filter_config:
+                            envoy.filters.http.ext_authz:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
+                              check_settings:
+                                context_extensions:
+                                  mimir_edge_charge: ratelimit
+                          {{- end }}
+                http_filters:
+                  - name: envoy.filters.http.ext_authz
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+                      transport_api_version: V3
+                      grpc_service:
+                        envoy_grpc:
+                          cluster_name: rls
+                        timeout: {{ $authzTimeout }}
+                        # Retry on another replica when one is gone or refuses.
+                        retry_policy:
+                          retry_on: connect-failure,refused-stream,reset,unavailable,cancelled
+                          num_retries: 2
+                          retry_back_off:
+                            base_interval: 0.005s
+                            max_interval: 0.05s
+                          retry_host_predicate:
+                            - name: envoy.retry_host_predicates.previous_hosts
+                              typed_config:
+                                "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
+                          host_selection_retry_max_attempts: 3
+                      failure_mode_allow: {{ $c.failureModeAllow }}
+                      # Envoy's default is 403, which clients drop; 503 is retried and loses nothing.
+                      status_on_error:
+                        code: ServiceUnavailable
+                      with_request_body:
+                        max_request_bytes: {{ int64 $c.maxRequestBytes }}
+                        allow_partial_message: false
+                        pack_as_bytes: true
+                  {{- if eq $c.charge "ratelimit" }}
+                  - name: envoy.filters.http.ratelimit
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
+                      domain: mimir-edge
+                      timeout: {{ $authzTimeout }}
+                      failure_mode_deny: {{ not $c.failureModeAllow }}
+                      status_on_error:
+                        code: ServiceUnavailable
+                      enable_x_ratelimit_headers: DRAFT_VERSION_03
+                      rate_limit_service:
+                        grpc_service:
+                          envoy_grpc:
+                            cluster_name: rls
+                        transport_api_version: V3
+                      rate_limits:
+                        # requests: no hits_addend of its own -> the request-level one (1)
+                        - actions:
+                            - request_headers:
+                                header_name: {{ $header }}
+                                descriptor_key: tenant
+                        # items: the count ext_authz returned as dynamic metadata
+                        - actions:
+                            - request_headers:
+                                header_name: {{ $header }}
+                                descriptor_key: tenant
+                          hits_addend:
+                            format: "%DYNAMIC_METADATA(envoy.filters.http.ext_authz:hits)%"
+                  {{- end }}
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+    - name: rls
+      type: {{ include "envoy.discoveryType" $rlsHost }}
+      connect_timeout: 0.25s
+      lb_policy: ROUND_ROBIN
+      load_assignment:
+        cluster_name: rls
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address:
+                      address: {{ $rlsHost }}
+                      port_value: {{ int $c.rls.port }}
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config:
+            http2_protocol_options: {}
+      # Active gRPC health checks (NOT_SERVING while draining or before Redis was reached) and
+      # ejection of a replica that keeps failing.
+      health_checks:
+        - timeout: 0.5s
+          interval: 1s
+          unhealthy_threshold: 1
+          healthy_threshold: 1
+          grpc_health_check: {}
+      outlier_detection:
+        consecutive_gateway_failure: 2
+        enforcing_consecutive_gateway_failure: 100
+        interval: 1s
+        base_ejection_time: 5s
+        max_ejection_percent: 50
+    - name: distributor
+      type: {{ include "envoy.discoveryType" $upstreamHost }}
+      connect_timeout: 1s
+      lb_policy: ROUND_ROBIN
+      load_assignment:
+        cluster_name: distributor
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address:
+                      address: {{ $upstreamHost }}
+                      port_value: {{ int $c.upstream.port }}
+{{- end -}}

@@ -1,0 +1,172 @@
+"""The Envoy chart renders the same bootstrap as `mimir-edge render-envoy`, and real Envoy accepts it.
+
+For every mode x charge, the ConfigMap's envoy.yaml from `helm template` is compared, as parsed
+YAML, with `mimir_edge.deploy.envoy.render()` given the same options; then `envoy --mode validate`
+checks the helm-rendered file itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mimir_edge.deploy.envoy import CHARGES, MODES, EnvoyOptions, render
+from mimir_edge.localstack.envoy import envoy_binary
+from mimir_edge.localstack.processes import MissingProgram
+
+from tests.k8s_tools import (
+    CHARTS,
+    NAMESPACE,
+    UMBRELLA,
+    Helm,
+    Manifest,
+    container,
+    helm_binary,
+    kinds,
+    one,
+    selects,
+    values_file,
+)
+
+ENVOY = "mimir-envoy"
+CASES = [(mode, charge) for mode in MODES for charge in CHARGES]
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(helm_binary(), tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="module")
+def envoy() -> str:
+    try:
+        return envoy_binary()
+    except MissingProgram as exc:
+        pytest.fail(str(exc))
+
+
+def bootstrap(manifests: list[Manifest], name: str = ENVOY) -> dict[str, Any]:
+    parsed: dict[str, Any] = yaml.safe_load(one(manifests, "ConfigMap", name)["data"]["envoy.yaml"])
+    return parsed
+
+
+def umbrella(helm: Helm, mode: str, charge: str) -> list[Manifest]:
+    sets = {"envoy.config.mode": mode, "envoy.config.charge": charge}
+    return helm.template(UMBRELLA, [values_file("production")], sets)
+
+
+@pytest.mark.parametrize(("mode", "charge"), CASES)
+def test_umbrella_envoy_config_is_render_envoys(helm: Helm, envoy: str, tmp_path: Path, mode: str, charge: str) -> None:
+    manifests = umbrella(helm, mode, charge)
+    got = bootstrap(manifests)
+    want = render(
+        EnvoyOptions(
+            rls=((f"mimir-rls-headless.{NAMESPACE}.svc.cluster.local", 8081),),
+            upstream=("distributor.mimir.svc.cluster.local", 8080),
+            mode=mode,
+            charge=charge,
+            listen=("0.0.0.0", 8080),
+            admin=("0.0.0.0", 9901),
+            max_request_bytes=52428800,
+            tenant_header="X-Scope-OrgID",
+            failure_mode_allow=False,
+        )
+    )
+    assert got == want
+
+    path = tmp_path / "envoy.yaml"
+    path.write_text(one(manifests, "ConfigMap", ENVOY)["data"]["envoy.yaml"])
+    done = subprocess.run(
+        [envoy, "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("mode", "charge"), [("mirror", "ratelimit"), ("full", "check")])
+def test_every_option_reaches_the_config(helm: Helm, tmp_path: Path, mode: str, charge: str) -> None:
+    """Non-default values everywhere, IP addresses (STATIC clusters) included: still equal."""
+    config = {
+        "mode": mode,
+        "charge": charge,
+        "listenPort": 18080,
+        "adminPort": 19901,
+        "rls": {"host": "10.0.0.7", "port": 18081},
+        "upstream": {"host": "mimir-distributor.mimir.svc", "port": 9009},
+        "maxRequestBytes": 1048576,
+        "tenantHeader": "X-Tenant-ID",
+        "failureModeAllow": False,
+        "authzTimeoutSeconds": 0.25,
+        "upstreamTimeoutSeconds": 12.5,
+    }
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"config": config}))
+    manifests = helm.template(CHARTS / "envoy", [values], release="edge", namespace="obs")
+    want = render(
+        EnvoyOptions(
+            rls=(("10.0.0.7", 18081),),
+            upstream=("mimir-distributor.mimir.svc", 9009),
+            mode=mode,
+            charge=charge,
+            listen=("0.0.0.0", 18080),
+            admin=("0.0.0.0", 19901),
+            max_request_bytes=1048576,
+            tenant_header="X-Tenant-ID",
+            failure_mode_allow=False,
+            authz_timeout_s=0.25,
+            upstream_timeout_s=12.5,
+        )
+    )
+    assert bootstrap(manifests, "edge-envoy") == want
+    d = one(manifests, "Deployment", "edge-envoy")
+    ports = {p["name"]: p["containerPort"] for p in container(d, "envoy")["ports"]}
+    assert ports == {"http": 18080, "admin": 19901}
+    service = one(manifests, "Service", "edge-envoy")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"http": 18080, "admin": 19901}
+
+
+def test_envoy_reaches_every_rls_replica_through_the_headless_service(helm: Helm) -> None:
+    manifests = umbrella(helm, "full", "check")
+    (endpoint,) = bootstrap(manifests)["static_resources"]["clusters"][0]["load_assignment"]["endpoints"]
+    address = endpoint["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    service_name = address["address"].removesuffix(f".{NAMESPACE}.svc.cluster.local")
+    service = one(manifests, "Service", service_name)
+    assert service["spec"]["clusterIP"] == "None"
+    assert address["port_value"] in {p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc"}
+    rls = one(manifests, "Deployment", "mimir-rls")
+    assert selects(service["spec"]["selector"], rls["spec"]["template"]["metadata"]["labels"])
+
+
+def test_envoy_pods_run_the_configmap_and_roll_when_it_changes(helm: Helm) -> None:
+    checksums: dict[str, set[str]] = {}
+    for mode, charge in CASES:
+        manifests = umbrella(helm, mode, charge)
+        d = one(manifests, "Deployment", ENVOY)
+        pod = d["spec"]["template"]
+        c = container(d, "envoy")
+        assert c["command"] == ["envoy"]
+        assert c["args"][:2] == ["-c", "/etc/envoy/envoy.yaml"]
+        assert c["args"][c["args"].index("--concurrency") + 1] == "2"
+        mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/envoy")
+        volume = next(v for v in pod["spec"]["volumes"] if v["name"] == mount["name"])
+        assert volume["configMap"]["name"] == ENVOY
+        config = json.dumps(bootstrap(manifests), sort_keys=True)
+        checksums.setdefault(config, set()).add(pod["metadata"]["annotations"]["checksum/config"])
+    # canary and full are the same Envoy config (they differ in NGINX): one checksum per config.
+    assert all(len(sums) == 1 for sums in checksums.values())
+    assert len(set.union(*checksums.values())) == len(checksums) == 4
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "production"])
+def test_each_environment_renders_a_valid_envoy_config(helm: Helm, envoy: str, tmp_path: Path, env: str) -> None:
+    manifests = helm.template(UMBRELLA, [values_file(env)])
+    assert len(kinds(manifests, "ConfigMap")) == 1
+    path = tmp_path / "envoy.yaml"
+    path.write_text(one(manifests, "ConfigMap", ENVOY)["data"]["envoy.yaml"])
+    done = subprocess.run(
+        [envoy, "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
