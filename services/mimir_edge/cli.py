@@ -61,6 +61,141 @@ def _render_envoy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_nginx(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from mimir_edge.deploy.envoy import parse_address
+    from mimir_edge.deploy.nginx import EXAMPLE_NAMES, NginxOptions, configmap_yaml, phase_options, render
+
+    try:
+        tenants = []
+        for pair in args.basic_auth_tenant:
+            user, sep, password = pair.partition(":")
+            if not sep:
+                raise ValueError(f"--basic-auth-tenant {pair!r} is not USER:PASSWORD")
+            tenants.append((user, password))
+        base = NginxOptions(
+            listen=parse_address(args.listen),
+            distributor=parse_address(args.distributor),
+            envoy=parse_address(args.envoy),
+            tenant_header=args.tenant_header,
+            client_max_body_size=args.client_max_body_size,
+            basic_auth_tenants=tuple(tenants),
+            push_path=args.push_path,
+            upstream_path=args.upstream_path,
+            runtime_dir=args.runtime_dir,
+        )
+        if args.all_examples:
+            directory = Path(args.all_examples)
+            directory.mkdir(parents=True, exist_ok=True)
+            for name in EXAMPLE_NAMES:
+                path = directory / f"nginx-{name}.yaml"
+                path.write_text(configmap_yaml(phase_options(name, base), args.configmap or "mimir-edge-nginx"))
+                print(f"wrote {path}")
+            return 0
+        if args.phase is None:
+            raise ValueError("--phase is required (or --all-examples DIR)")
+        options = replace(base, phase=args.phase, canary_percent=args.percent if args.phase == "canary" else 0)
+        text = configmap_yaml(options, args.configmap) if args.configmap else render(options)
+    except ValueError as exc:
+        print(f"render-nginx: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from mimir_edge.deploy.rollout import RolloutError, RolloutOptions, execute
+
+    options = RolloutOptions(
+        namespace=args.namespace,
+        configmap=args.configmap,
+        nginx_deployment=args.nginx_deployment,
+        rls_deployment=args.rls_deployment,
+        rls_namespace=args.rls_namespace,
+        envoy_configmap=args.envoy_configmap,
+        check_envoy=not args.skip_envoy_check,
+        examples_dir=Path(args.examples_dir),
+        kubectl=args.kubectl,
+        context=args.context,
+        timeout=args.timeout,
+        force=args.force,
+        dry_run=args.dry_run,
+    )
+    try:
+        return execute(args.phase, options, sys.stdout)
+    except RolloutError as exc:
+        print(f"rollout: {exc}", file=sys.stderr)
+        return 1
+
+
+def _add_nginx_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mimir_edge.deploy.nginx import DEFAULT_DISTRIBUTOR, DEFAULT_ENVOY, PHASES
+
+    nginx = commands.add_parser("render-nginx", help="print the NGINX config (or ConfigMap) for a rollout phase")
+    nginx.add_argument("--phase", choices=PHASES, help="direct (rollback), mirror, canary, full")
+    nginx.add_argument("--percent", type=int, default=10, help="canary: %% of tenants through Envoy (default 10)")
+    nginx.add_argument("--listen", default="0.0.0.0:8080", help="listen host:port (default %(default)s)")
+    nginx.add_argument("--distributor", default="{}:{}".format(*DEFAULT_DISTRIBUTOR), help="default %(default)s")
+    nginx.add_argument("--envoy", default="{}:{}".format(*DEFAULT_ENVOY), help="default %(default)s")
+    nginx.add_argument("--tenant-header", default="X-Scope-OrgID")
+    nginx.add_argument("--client-max-body-size", type=int, default=52428800, help="bytes, >= MAX_REQUEST_BYTES")
+    nginx.add_argument(
+        "--basic-auth-tenant",
+        action="append",
+        default=[],
+        metavar="USER:PASSWORD",
+        help="a request with these basic-auth credentials and no tenant header is tenant USER (repeatable)",
+    )
+    nginx.add_argument("--push-path", default="/api/v1/push", help="the path clients push to")
+    nginx.add_argument("--upstream-path", default="/api/v1/push", help="the path the distributor is called with")
+    nginx.add_argument("--runtime-dir", default="/tmp", help="writable directory for the pid and temp files")
+    nginx.add_argument("--configmap", help="print a Kubernetes ConfigMap of this name (data key nginx.conf)")
+    nginx.add_argument(
+        "--all-examples",
+        metavar="DIR",
+        help="write DIR/nginx-<phase>.yaml ConfigMaps for every rollout phase (how examples/ is made)",
+    )
+    nginx.add_argument("-o", "--output", help="write to this file instead of stdout")
+    nginx.set_defaults(run=_render_nginx)
+
+
+def _add_rollout_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mimir_edge.deploy.rollout import TARGETS
+
+    rollout = commands.add_parser(
+        "rollout",
+        help="move the cluster to a rollout phase with kubectl (mirror, canary-N, full; rollback = direct)",
+        description="Prints the plan, checks the phase order and Envoy's mode, then: the RLS in shadow (mirror) "
+        "or enforcing (canary, full), the phase's NGINX ConfigMap from --examples-dir, a rolling restart of "
+        "NGINX, each waited for. `rollback` applies nginx-direct.yaml at once, with no checks.",
+    )
+    rollout.add_argument("phase", choices=TARGETS)
+    rollout.add_argument(
+        "--namespace", default="mimir-edge-enforcement", help="NGINX's namespace (default %(default)s)"
+    )
+    rollout.add_argument("--configmap", default="mimir-edge-nginx", help="NGINX's ConfigMap (default %(default)s)")
+    rollout.add_argument("--nginx-deployment", default="mimir-edge-nginx", help="default %(default)s")
+    rollout.add_argument("--rls-deployment", default="mimir-rls", help="default %(default)s")
+    rollout.add_argument("--rls-namespace", help="the RLS's and Envoy's namespace (default: --namespace)")
+    rollout.add_argument(
+        "--envoy-configmap", default="mimir-envoy", help="holds Envoy's bootstrap (default %(default)s)"
+    )
+    rollout.add_argument("--skip-envoy-check", action="store_true", help="do not check Envoy's mode before canary/full")
+    rollout.add_argument(
+        "--examples-dir", default="examples", help="where nginx-<phase>.yaml are (default %(default)s)"
+    )
+    rollout.add_argument("--kubectl", default="kubectl", help="kubectl binary (default %(default)s)")
+    rollout.add_argument("--context", help="kubeconfig context")
+    rollout.add_argument("--timeout", default="5m", help="for each `kubectl rollout status` (default %(default)s)")
+    rollout.add_argument("--force", action="store_true", help="skip the phase-order and Envoy checks")
+    rollout.add_argument("--dry-run", action="store_true", help="print every kubectl command, run none")
+    rollout.set_defaults(run=_rollout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mimir-edge", description="Mimir Edge Enforcement operator CLI.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     envoy.add_argument("-o", "--output", help="write to this file instead of stdout")
     envoy.set_defaults(run=_render_envoy)
+    _add_nginx_parser(commands)
+    _add_rollout_parser(commands)
     demo = commands.add_parser("demo", help="run the enforcement engine on a local Redis with sample traffic")
     demo.add_argument("--overrides", type=Path, help="runtime overrides file (default examples/overrides.yaml)")
     demo.add_argument("--seconds", type=float, default=5.0)

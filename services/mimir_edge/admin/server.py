@@ -272,6 +272,7 @@ def serve(host: str, port: int, api: Api) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "mimir-edge-admin"
+        disable_nagle_algorithm = True
         sys_version = ""
 
         def log_message(self, format: str, *args: object) -> None:
