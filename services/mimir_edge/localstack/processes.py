@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,6 +41,25 @@ def free_port_pair(offset: int, host: str = "127.0.0.1") -> int:
                 continue
         return port
     raise RuntimeError(f"no free port pair with offset {offset}")
+
+
+def free_port_block(count: int, host: str = "127.0.0.1", low: int = 20000, high: int = 50000) -> int:
+    """A base B, a multiple of 100, with ports B .. B+count-1 all free (for `mimir-edge up`)."""
+    for _ in range(100):
+        base = random.randrange(low, high) // 100 * 100
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise RuntimeError(f"no block of {count} free ports")
 
 
 def find_program(name: str, how_to_install: str, extra: Sequence[str | None] = ()) -> str:
