@@ -22,8 +22,8 @@ tools:
 	bash tools/fetch-k8s-tools.sh
 
 lint: venv
-	$(VENV)/bin/ruff check services tests bench monitoring
-	$(VENV)/bin/ruff format --check services tests bench monitoring
+	$(VENV)/bin/ruff check services tests bench monitoring loadtest
+	$(VENV)/bin/ruff format --check services tests bench monitoring loadtest
 	$(VENV)/bin/mypy
 
 # Regenerates the committed protobuf code from protos/ (checked by tests/unit/test_protos_fresh.py).

@@ -79,7 +79,8 @@ class PrometheusProcess:
                         "max_samples_per_send": 2000,
                         "min_backoff": "100ms",
                         "max_backoff": "1s",
-                        "retry_on_http_429": True,
+                        # Like Mimir's clients by default: a 429 drops the batch (and is logged).
+                        "retry_on_http_429": False,
                     },
                     "write_relabel_configs": [{"target_label": "tenant", "replacement": rw.tenant}],
                 }
