@@ -27,6 +27,14 @@ BENCHMARKS = {
         "Through Envoy: added latency and maximum rate vs passthrough",
         "bench/loadgen.py (asyncio + uvloop) in its own process",
     ),
+    "accuracy": (
+        "Accuracy across 10 replicas: shared bucket vs per-replica buckets vs divide-by-N",
+        "one recorded trace replayed through each design (Lua in Redis with injected time; the bucket model)",
+    ),
+    "tenants_scale": (
+        "Cost growth: decisions/s and Redis memory, 10 to 100,000 tenants",
+        "asyncio tasks in the store's own process",
+    ),
     "soak": ("Soak: memory and file descriptors over 15 minutes", "two bench/loadgen.py processes, open loop"),
 }
 
