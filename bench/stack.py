@@ -23,18 +23,19 @@ class BenchStack:
     redis: RedisServer
     upstream_port: int
     rls: RlsProcess
+    more_rls: tuple[RlsProcess, ...] = ()
 
-    def envoy_options(self) -> EnvoyOptions:
-        host, port = self.rls.grpc_addr.split(":")
+    def envoy_options(self, rls: int = 1) -> EnvoyOptions:
+        processes = (self.rls, *self.more_rls)[:rls]
         return EnvoyOptions(
-            rls=((host, int(port)),),
+            rls=tuple(("127.0.0.1", p.grpc_port) for p in processes),
             upstream=("127.0.0.1", self.upstream_port),
             listen=("127.0.0.1", 0),
             admin=("127.0.0.1", 0),
         )
 
 
-def start(work: Path, limits: Mapping[str, TenantLimits], started: list[Any]) -> BenchStack:
+def start(work: Path, limits: Mapping[str, TenantLimits], started: list[Any], rls_count: int = 1) -> BenchStack:
     redis = RedisServer(work / "redis").start()
     started.append(redis)
     client = sync_redis.Redis.from_url(redis.url)
@@ -45,6 +46,9 @@ def start(work: Path, limits: Mapping[str, TenantLimits], started: list[Any]) ->
     upstream = Process("upstream", [sys.executable, "-m", "bench.upstream", str(upstream_port)], work / "upstream.log")
     upstream.start(lambda: port_open("127.0.0.1", upstream_port))
     started.append(upstream)
-    rls = RlsProcess(work, env={"REDIS_URL": redis.url, "LOG_LEVEL": "warning"}).start()
-    started.append(rls)
-    return BenchStack(redis, upstream_port, rls)
+    processes = []
+    for _ in range(rls_count):
+        rls = RlsProcess(work, env={"REDIS_URL": redis.url, "LOG_LEVEL": "warning"}).start()
+        started.append(rls)
+        processes.append(rls)
+    return BenchStack(redis, upstream_port, processes[0], tuple(processes[1:]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import structlog
 
@@ -38,3 +39,27 @@ def add_log_flags(parser, env) -> None:  # type: ignore[no-untyped-def]
         choices=("debug", "info", "warning", "error"),
         help="lowest level logged",
     )
+
+
+class Sampler:
+    """At most one log line per key per `interval_s`, for events that can repeat thousands of
+    times a second (a tenant denied on every request). `admit(key)` answers how many lines were
+    skipped since the last one written, or None to skip this one. Keys are bounded: past
+    `max_keys` the oldest half is forgotten (so a forgotten key logs again at once)."""
+
+    def __init__(self, interval_s: float = 10.0, max_keys: int = 10_000):
+        self._interval = interval_s
+        self._max_keys = max_keys
+        self._last: dict[object, tuple[float, int]] = {}
+
+    def admit(self, key: object, now: float | None = None) -> int | None:
+        t = time.monotonic() if now is None else now
+        last = self._last.get(key)
+        if last is not None and t - last[0] < self._interval:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
+        if last is None and len(self._last) >= self._max_keys:
+            for old in list(self._last)[: self._max_keys // 2]:
+                del self._last[old]
+        self._last[key] = (t, 0)
+        return last[1] if last is not None else 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from mimir_edge import logs
 from mimir_edge.admin.stats import StatsRecorder
 from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
 from mimir_edge.core.remote_write import WriteCounts, count_write_request
@@ -78,6 +79,9 @@ class Enforcer:
         self._breaker = breaker
         self._local = local if config.failure_mode is FailureMode.LOCAL else None
         self._stats = stats
+        #: A tenant over its limit is denied on every request: one log line per tenant and reason
+        #: every 10 s (with the count skipped), not one per request.
+        self._denial_log = logs.Sampler(interval_s=10.0)
 
     def _record(
         self, tenant: str | None, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None = None
@@ -166,9 +170,13 @@ class Enforcer:
         if verdict.outcome is Outcome.ALLOWED:
             log.debug("decision", tenant=tenant, decision="allowed", items=items)
         else:
+            skipped = self._denial_log.admit((tenant, verdict.cause))
+            if skipped is None:
+                return verdict
             lim = decision.limits
             log.info(
                 "decision",
+                skipped_since_last_line=skipped,
                 tenant=tenant,
                 decision=verdict.outcome.value,
                 reason=verdict.cause.value,
