@@ -1,1 +1,2 @@
-"""Deployment artefacts rendered from one place: Envoy bootstraps (and later NGINX, Helm values)."""
+"""Deployment artefacts rendered from one place: Envoy bootstraps, NGINX configs per rollout phase, and the
+`mimir-edge rollout` plan."""
