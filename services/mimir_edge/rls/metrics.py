@@ -6,7 +6,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mimir_edge.core.verdict import Cause, Outcome
 
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+#: Fine below 5 ms, where a healthy RLS answers (a 2,000-sample body takes about 0.5 ms), so the
+#: dashboard's p50/p99 are not rounded to a coarse bucket edge.
+LATENCY_BUCKETS = (
+    0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
+    0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+)  # fmt: skip
 OTHER_TENANTS = "__other__"
 
 
