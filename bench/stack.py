@@ -24,6 +24,7 @@ class BenchStack:
     upstream_port: int
     rls: RlsProcess
     more_rls: tuple[RlsProcess, ...] = ()
+    upstream: Process | None = None
 
     def envoy_options(self, rls: int = 1) -> EnvoyOptions:
         processes = (self.rls, *self.more_rls)[:rls]
@@ -51,4 +52,4 @@ def start(work: Path, limits: Mapping[str, TenantLimits], started: list[Any], rl
         rls = RlsProcess(work, env={"REDIS_URL": redis.url, "LOG_LEVEL": "warning"}).start()
         started.append(rls)
         processes.append(rls)
-    return BenchStack(redis, upstream_port, processes[0], tuple(processes[1:]))
+    return BenchStack(redis, upstream_port, processes[0], tuple(processes[1:]), upstream)
