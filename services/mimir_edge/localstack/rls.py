@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mimir_edge.localstack.processes import Process, free_port, port_open
+from mimir_edge.localstack.processes import Process, StartFailed, free_port, port_open
 
 HOST = "127.0.0.1"
 
@@ -48,7 +48,19 @@ class RlsProcess:
     def metrics_url(self) -> str:
         return f"http://{HOST}:{self.metrics_port}/metrics"
 
-    def start(self, timeout_s: float = 20.0) -> RlsProcess:
+    def start(self, timeout_s: float = 20.0, attempts: int = 3) -> RlsProcess:
+        """Start and wait until ready. A port taken between choosing it and binding it (another
+        process's outgoing connection can land on it) is retried on fresh ports."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout_s)
+            except StartFailed as exc:
+                if "already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+                self.grpc_port, self.admin_port, self.metrics_port = free_port(), free_port(), free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout_s: float) -> RlsProcess:
         env = {
             **os.environ,
             "GRPC_ADDR": self.grpc_addr,
@@ -66,7 +78,8 @@ class RlsProcess:
         def ready() -> bool:
             if self.wait_serving:
                 return grpc_serving(self.grpc_addr)
-            return port_open(HOST, self.grpc_port)
+            # The admin port opens after the gRPC and metrics ports are bound: the process is up.
+            return port_open(HOST, self.admin_port)
 
         self.process.start(ready, timeout_s=timeout_s, env=env)
         return self
