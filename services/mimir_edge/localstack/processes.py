@@ -22,28 +22,52 @@ class StartFailed(RuntimeError):
     pass
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def _ephemeral_low() -> int:
+    """Where the kernel starts choosing ports for outgoing connections and bind(0)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+#: Ports for our servers come from below the kernel's ephemeral range: a port the kernel picks for
+#: some outgoing connection can then never land on one we chose but have not bound yet.
+PORTS_LOW = 10000
+PORTS_HIGH = _ephemeral_low()
+_handed_out: set[int] = set()
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", high: int | None = None) -> int:
+    """A free port below the ephemeral range, never handed out twice by this process."""
+    top = high or PORTS_HIGH
+    for _ in range(1000):
+        port = random.randrange(PORTS_LOW, top)
+        if port not in _handed_out and _bindable(host, port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port in {PORTS_LOW}-{top}")
 
 
 def free_port_pair(offset: int, host: str = "127.0.0.1") -> int:
     """A free port P such that P + offset is free too (Redis Cluster's bus port is P + 10000)."""
     for _ in range(200):
-        port = free_port(host)
-        if port + offset > 65535:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, port + offset))
-            except OSError:
-                continue
-        return port
+        port = free_port(host, high=PORTS_HIGH - offset)
+        if port + offset not in _handed_out and _bindable(host, port + offset):
+            _handed_out.add(port + offset)
+            return port
     raise RuntimeError(f"no free port pair with offset {offset}")
 
 
-def free_port_block(count: int, host: str = "127.0.0.1", low: int = 20000, high: int = 50000) -> int:
+def free_port_block(count: int, host: str = "127.0.0.1", low: int = PORTS_LOW, high: int = PORTS_HIGH - 100) -> int:
     """A base B, a multiple of 100, with ports B .. B+count-1 all free (for `mimir-edge up`)."""
     for _ in range(100):
         base = random.randrange(low, high) // 100 * 100
@@ -58,6 +82,7 @@ def free_port_block(count: int, host: str = "127.0.0.1", low: int = 20000, high:
         finally:
             for sock in sockets:
                 sock.close()
+        _handed_out.update(range(base, base + count))
         return base
     raise RuntimeError(f"no block of {count} free ports")
 
