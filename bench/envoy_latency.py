@@ -64,40 +64,28 @@ def _pin(processes: list[Any], cpus: set[int]) -> None:
         os.sched_setaffinity(process.pid if isinstance(process, Process) else process.process.pid, cpus)
 
 
-def _own_core_row(stack: Any, envoys: dict[str, Any], body_file: Path, series: int) -> dict[str, Any]:
-    """The check configuration with the RLS alone on core 1 and everything else (Envoy, Redis, the
-    upstream, the load generator) on core 0: the RLS's own latency without the contention of this
-    2-core machine. Passthrough is measured pinned the same way."""
-    others = [envoys["passthrough"], envoys["check"], stack.redis, stack.upstream]
-    _pin([stack.rls], {1})
-    _pin(others, {0})
-    try:
-        url = f"{envoys['check'].url}/api/v1/push"
-        peak = _loadgen("closed", url, body_file, cpus={0}, seconds=CLOSED_SECONDS, connections=CLOSED_CONNECTIONS)
-        rate = max(10.0, round(peak["rate"] / 2))
-        rounds = []
-        for _ in range(ROUNDS):
-            base = _loadgen(
-                "open",
-                f"{envoys['passthrough'].url}/api/v1/push",
-                body_file,
-                cpus={0},
-                rate=rate,
-                seconds=OPEN_SECONDS,
-                connections=32,
-            )
-            time.sleep(0.3)
-            fixed = _loadgen("open", url, body_file, cpus={0}, rate=rate, seconds=OPEN_SECONDS, connections=32)
-            time.sleep(0.3)
-            added = {q: round(fixed["latency_ms"][q] - base["latency_ms"][q], 3) for q in ("p50", "p99", "p99.9")}
-            rounds.append({"passthrough": base, "fixed_rate": fixed, "added_ms": added})
-    finally:
-        everything = set(range(os.cpu_count() or 1))
-        _pin([stack.rls, *others], everything)
+def _row(
+    series: int, target: str, passthrough_url: str, url: str, body_file: Path, cpus: set[int] | None = None
+) -> dict[str, Any]:
+    """The configuration's maximum rate, then latency at half of it in interleaved rounds with
+    passthrough at the same rate (so drift on this shared machine hits both alike). The row
+    reports the median round; every round's added latency is kept."""
+    peak = _loadgen("closed", url, body_file, cpus=cpus, seconds=CLOSED_SECONDS, connections=CLOSED_CONNECTIONS)
+    time.sleep(0.5)
+    rate = max(10.0, round(peak["rate"] / 2))
+    rounds = []
+    for _ in range(ROUNDS):
+        fixed_kw: dict[str, Any] = {"rate": rate, "seconds": OPEN_SECONDS, "connections": 32}
+        base = _loadgen("open", passthrough_url, body_file, cpus=cpus, **fixed_kw)
+        time.sleep(0.3)
+        fixed = _loadgen("open", url, body_file, cpus=cpus, **fixed_kw)
+        time.sleep(0.3)
+        added = {q: round(fixed["latency_ms"][q] - base["latency_ms"][q], 3) for q in ("p50", "p99", "p99.9")}
+        rounds.append({"passthrough": base, "fixed_rate": fixed, "added_ms": added})
     median = sorted(rounds, key=lambda r: r["added_ms"]["p50"])[len(rounds) // 2]
     return {
         "series": series,
-        "target": "check, RLS alone on one core",
+        "target": target,
         "rate": rate,
         "passthrough": median["passthrough"],
         "fixed_rate": median["fixed_rate"],
@@ -107,12 +95,24 @@ def _own_core_row(stack: Any, envoys: dict[str, Any], body_file: Path, series: i
     }
 
 
-def _max_rate(url: str, body_file: Path) -> dict[str, Any]:
-    return _loadgen("closed", url, body_file, seconds=CLOSED_SECONDS, connections=CLOSED_CONNECTIONS)
-
-
-def _fixed(url: str, body_file: Path, rate: float) -> dict[str, Any]:
-    return _loadgen("open", url, body_file, rate=rate, seconds=OPEN_SECONDS, connections=32)
+def _own_core_row(stack: Any, envoys: dict[str, Any], body_file: Path, series: int) -> dict[str, Any]:
+    """The check configuration with the RLS alone on core 1 and everything else (Envoy, Redis, the
+    upstream, the load generator) on core 0: the RLS's own latency without the contention of this
+    2-core machine. Passthrough is measured pinned the same way."""
+    others = [envoys["passthrough"], envoys["check"], stack.redis, stack.upstream]
+    _pin([stack.rls], {1})
+    _pin(others, {0})
+    try:
+        return _row(
+            series,
+            "check, RLS alone on one core",
+            f"{envoys['passthrough'].url}/api/v1/push",
+            f"{envoys['check'].url}/api/v1/push",
+            body_file,
+            cpus={0},
+        )
+    finally:
+        _pin([stack.rls, *others], set(range(os.cpu_count() or 1)))
 
 
 def run() -> dict[str, Any]:
@@ -141,40 +141,10 @@ def run() -> dict[str, Any]:
                 _loadgen("open", f"{envoy.url}/api/v1/push", bodies[2000], rate=20, seconds=2)
             rows = []
             for series, body_file in bodies.items():
-                # The RLS's maximum through Envoy with this body, then latency at half of it, with
-                # passthrough at the same rate as the baseline.
                 configs = ("check", "ratelimit") if series == 2000 else ("check",)
                 for name in configs:
-                    url = f"{envoys[name].url}/api/v1/push"
-                    peak = _max_rate(url, body_file)
-                    time.sleep(0.5)
-                    rate = max(10.0, round(peak["rate"] / 2))
-                    # Interleaved rounds, passthrough then the filters, so drift on this shared
-                    # machine hits both alike; the row reports the median round, all rounds kept.
-                    rounds = []
-                    for _ in range(ROUNDS):
-                        baseline = _fixed(f"{envoys['passthrough'].url}/api/v1/push", body_file, rate)
-                        time.sleep(0.3)
-                        fixed = _fixed(url, body_file, rate)
-                        time.sleep(0.3)
-                        added = {
-                            q: round(fixed["latency_ms"][q] - baseline["latency_ms"][q], 3)
-                            for q in ("p50", "p99", "p99.9")
-                        }
-                        rounds.append({"passthrough": baseline, "fixed_rate": fixed, "added_ms": added})
-                    median = sorted(rounds, key=lambda r: r["added_ms"]["p50"])[len(rounds) // 2]
-                    rows.append(
-                        {
-                            "series": series,
-                            "target": name,
-                            "rate": rate,
-                            "passthrough": median["passthrough"],
-                            "fixed_rate": median["fixed_rate"],
-                            "max_rate": peak,
-                            "added_ms": median["added_ms"],
-                            "rounds_added_ms": [r["added_ms"] for r in rounds],
-                        }
-                    )
+                    passthrough = f"{envoys['passthrough'].url}/api/v1/push"
+                    rows.append(_row(series, name, passthrough, f"{envoys[name].url}/api/v1/push", body_file))
             if (os.cpu_count() or 1) >= 2:
                 rows.append(_own_core_row(stack, envoys, bodies[2000], 2000))
             scaling = []

@@ -6,7 +6,6 @@ which is safe under the GIL; anything that needs the event loop belongs elsewher
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,10 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 Route = Callable[[], tuple[int, bytes, str]]
 
 TEXT = "text/plain; charset=utf-8"
-
-
-def json_answer(status: int, payload: object) -> tuple[int, bytes, str]:
-    return status, (json.dumps(payload, sort_keys=True) + "\n").encode(), "application/json"
 
 
 def serve(host: str, port: int, routes: Mapping[str, Route], name: str = "httpd") -> ThreadingHTTPServer:

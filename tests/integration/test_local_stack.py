@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from mimir_edge.localstack.processes import free_port_block, port_open
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+from mimir_edge.localstack.up import process_start_time
 
 from tests.stack import post
 from tests.waiting import wait_for
@@ -65,11 +66,7 @@ class Up:
 
 def alive(entry: dict[str, object]) -> bool:
     """The recorded process still exists (same PID and same start time)."""
-    try:
-        stat = Path(f"/proc/{entry['pid']}/stat").read_text()
-    except OSError:
-        return False
-    return int(stat.rsplit(")", 1)[1].split()[19]) == entry["start_time"]
+    return process_start_time(int(str(entry["pid"]))) == entry["start_time"]
 
 
 @pytest.fixture

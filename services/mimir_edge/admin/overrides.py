@@ -17,7 +17,7 @@ from typing import Any
 
 from mimir_edge.core.schema import PREFIX, override_key
 from mimir_edge.core.token_bucket import BucketLimits
-from mimir_edge.store.client import SyncRedis
+from mimir_edge.store.client import SyncRedis, as_text
 
 OVERRIDES_KEY = f"{PREFIX}:overrides"
 AUDIT_KEY = f"{PREFIX}:audit"
@@ -125,7 +125,7 @@ def get_override(redis: SyncRedis, tenant: str) -> dict[str, Any] | None:
 def list_overrides(redis: SyncRedis) -> list[dict[str, Any]]:
     now_ms = int(time.time() * 1000)
     redis.zremrangebyscore(OVERRIDES_KEY, "-inf", now_ms)
-    tenants = [_text(t) for t in redis.zrange(OVERRIDES_KEY, 0, -1)]  # type: ignore[arg-type]
+    tenants = [as_text(t) for t in redis.zrange(OVERRIDES_KEY, 0, -1)]  # type: ignore[arg-type]
     found = []
     for tenant in tenants:
         override = get_override(redis, tenant)
@@ -135,7 +135,7 @@ def list_overrides(redis: SyncRedis) -> list[dict[str, Any]]:
 
 
 def decode_override(tenant: str, raw: Mapping[Any, Any]) -> dict[str, Any]:
-    fields = {_text(k): _text(v) for k, v in raw.items()}
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
     expires_ms = int(fields.get("expires_ms", 0))
     limits: dict[str, float | int] = {}
     for enforced in LIMIT_FIELDS.values():
@@ -161,8 +161,4 @@ def audit(redis: SyncRedis, entry: Mapping[str, Any]) -> None:
 
 
 def audit_entries(redis: SyncRedis, count: int = 100) -> list[dict[str, Any]]:
-    return [json.loads(_text(raw)) for raw in redis.lrange(AUDIT_KEY, 0, count - 1)]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return [json.loads(as_text(raw)) for raw in redis.lrange(AUDIT_KEY, 0, count - 1)]

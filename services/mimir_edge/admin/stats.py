@@ -31,7 +31,7 @@ from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.schema import PREFIX
 from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.core.verdict import Cause, Outcome
-from mimir_edge.store.client import Redis, translated_errors
+from mimir_edge.store.client import Redis, as_text, translated_errors
 
 log = structlog.get_logger("rls.stats")
 
@@ -326,7 +326,7 @@ class Totals:
 
 
 def decode_counts(raw: Mapping[bytes | str, bytes | str]) -> dict[str, int]:
-    return {_text(k): int(v) for k, v in raw.items()}
+    return {as_text(k): int(v) for k, v in raw.items()}
 
 
 def split_tenant_fields(raw: Mapping[str, int]) -> dict[str, dict[str, int]]:
@@ -359,7 +359,3 @@ def series_points(
             }
         )
     return points
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -44,7 +44,7 @@ from mimir_edge.core.schema import (
 from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.core.verdict import Outcome
 from mimir_edge.rls.registry import LIVE_FOR_S
-from mimir_edge.store.client import REDIS_ERRORS, SyncRedis
+from mimir_edge.store.client import REDIS_ERRORS, SyncRedis, as_text
 
 #: Rates ("now") are taken over the last minute of complete 10 s buckets.
 RATE_WINDOW_S = 60
@@ -97,7 +97,7 @@ class FleetView:
         return decode_limits(raw) if raw else MIMIR_DEFAULTS
 
     def configured_tenants(self) -> list[str]:
-        return sorted(_text(t) for t in self._redis.smembers(TENANTS_KEY))
+        return sorted(as_text(t) for t in self._redis.smembers(TENANTS_KEY))
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ class FleetView:
     def _bucket(self, tenant: str, limits: BucketLimits) -> dict[str, float] | None:
         """The tenant's bucket as the next decision would see it: refilled to now, capped at the
         burst in force (an emergency override's included)."""
-        raw = {_text(k): _text(v) for k, v in self._redis.hgetall(bucket_key(tenant)).items()}
+        raw = {as_text(k): as_text(v) for k, v in self._redis.hgetall(bucket_key(tenant)).items()}
         if "it" not in raw:
             return None
         now_us = time.time() * 1_000_000
@@ -294,7 +294,7 @@ class FleetView:
         return out
 
     def denials(self, limit: int, window_s: float = 300) -> list[dict[str, Any]]:
-        members = [_text(m) for m in self._redis.zrevrange(DENIALS_INDEX_KEY, 0, limit - 1)]  # type: ignore[arg-type]
+        members = [as_text(m) for m in self._redis.zrevrange(DENIALS_INDEX_KEY, 0, limit - 1)]  # type: ignore[arg-type]
         if not members:
             return []
         details = self._redis.hmget(DENIALS_KEY, members)
@@ -312,7 +312,7 @@ class FleetView:
 
     def replicas(self) -> list[dict[str, Any]]:
         now_ms = int(time.time() * 1000)
-        ids = [_text(i) for i in self._redis.zrangebyscore(REPLICAS_KEY, now_ms - int(LIVE_FOR_S * 1000), "+inf")]  # type: ignore[arg-type]
+        ids = [as_text(i) for i in self._redis.zrangebyscore(REPLICAS_KEY, now_ms - int(LIVE_FOR_S * 1000), "+inf")]  # type: ignore[arg-type]
         pipe = self._redis.pipeline(transaction=False)
         for replica in ids:
             pipe.hgetall(replica_key(replica))
@@ -320,7 +320,7 @@ class FleetView:
         for raw in pipe.execute():
             if not raw:
                 continue
-            fields: dict[str, Any] = {_text(k): _text(v) for k, v in raw.items()}
+            fields: dict[str, Any] = {as_text(k): as_text(v) for k, v in raw.items()}
             fields["age_s"] = round((now_ms - int(fields.get("heartbeat_ms", now_ms))) / 1000, 1)
             out.append(fields)
         return sorted(out, key=lambda r: r.get("id", ""))
@@ -343,7 +343,7 @@ class FleetView:
         }
 
     def sync_status(self) -> dict[str, Any]:
-        raw = {_text(k): _text(v) for k, v in self._redis.hgetall(SYNC_STATUS_KEY).items()}
+        raw = {as_text(k): as_text(v) for k, v in self._redis.hgetall(SYNC_STATUS_KEY).items()}
         if not raw:
             return {"seen": False}
         last = int(raw.get("last_success_ms", 0) or 0)
@@ -390,7 +390,3 @@ def _sort_key(row: Mapping[str, Any], sort: str) -> tuple[Any, ...]:
     if sort == "denied_requests":
         return (row["window"]["would_deny_requests"], row["tenant"])
     return (row["limits"]["ingestion_rate"], row["tenant"])
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

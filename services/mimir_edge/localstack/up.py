@@ -112,7 +112,7 @@ class UpOptions:
     background_traffic: bool = True
 
 
-def _proc_start_time(pid: int) -> int | None:
+def process_start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with the
     PID, it names one process; a recycled PID has another start time."""
     try:
@@ -139,7 +139,7 @@ class StateFile:
         tmp.replace(self.path)
 
     def live(self) -> list[dict[str, Any]]:
-        return [e for e in self.read() if _proc_start_time(e["pid"]) == e["start_time"]]
+        return [e for e in self.read() if process_start_time(e["pid"]) == e["start_time"]]
 
 
 def stop_recorded(state: StateFile, *, timeout_s: float = 10.0) -> list[str]:
@@ -153,11 +153,11 @@ def stop_recorded(state: StateFile, *, timeout_s: float = 10.0) -> list[str]:
             stopped.append(f"{entry['name']} (pid {entry['pid']})")
     pids = [e["pid"] for e in entries]
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(_proc_start_time(e["pid"]) == e["start_time"] for e in entries):
+    while time.monotonic() < deadline and any(process_start_time(e["pid"]) == e["start_time"] for e in entries):
         _reap(pids)
         time.sleep(0.05)
     for entry in entries:
-        if _proc_start_time(entry["pid"]) == entry["start_time"]:
+        if process_start_time(entry["pid"]) == entry["start_time"]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(entry["pid"], signal.SIGKILL)
     _reap(pids)
@@ -226,7 +226,7 @@ class LocalStack:
             raise UpError(f"{component} failed to start: {exc}") from exc
         if process is not None and process.popen is not None:
             pid = process.popen.pid
-            self._recorded.append({"name": component, "pid": pid, "start_time": _proc_start_time(pid)})
+            self._recorded.append({"name": component, "pid": pid, "start_time": process_start_time(pid)})
             self.state.write(self._recorded, os.getpid())
 
     def _start_all(self, use_nginx: bool) -> None:

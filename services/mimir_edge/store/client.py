@@ -50,6 +50,11 @@ class RedisConfig:
         return tuple(nodes)
 
 
+def as_text(value: bytes | str) -> str:
+    """A Redis reply value as str (replies are bytes unless the client decodes them)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def cluster_auth(config: RedisConfig) -> dict[str, Any]:
     """In Cluster mode REDIS_URL still carries what applies to every node: its credentials and
     its scheme (rediss:// = TLS). Its host is not used; REDIS_CLUSTER_NODES names the nodes."""

@@ -24,7 +24,7 @@ from mimir_edge.core.schema import (
     encode_limits,
     limits_key,
 )
-from mimir_edge.store.client import Redis, translated_errors
+from mimir_edge.store.client import Redis, as_text, translated_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ class LimitsStore:
     async def read_status(self) -> dict[str, str]:
         async with translated_errors("HGETALL sync status"), asyncio.timeout(self._timeout_s):
             fields = await self._redis.hgetall(SYNC_STATUS_KEY)
-        return {_text(k): _text(v) for k, v in fields.items()}
+        return {as_text(k): as_text(v) for k, v in fields.items()}
 
     async def generation(self) -> int:
         async with translated_errors("HGET generation"), asyncio.timeout(self._timeout_s):
@@ -184,7 +184,3 @@ class LimitsStore:
 def _hash(limits: TenantLimits) -> dict[Any, Any]:
     # redis-py's mapping type is invariant in its keys; ours are plain str.
     return dict(encode_limits(limits))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
