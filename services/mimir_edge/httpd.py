@@ -10,6 +10,16 @@ import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+
+class Server(ThreadingHTTPServer):
+    """A threaded HTTP server with daemon threads and a listen backlog fit for bursts: the
+    stdlib's default of 5 makes a burst of new connections wait a SYN retransmit (1 s), longer
+    than a proxy's connect timeout."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 #: A route answers (status, body, content type).
 Route = Callable[[], tuple[int, bytes, str]]
 
@@ -32,7 +42,6 @@ def serve(host: str, port: int, routes: Mapping[str, Route], name: str = "httpd"
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = Server((host, port), Handler)
     threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
     return server

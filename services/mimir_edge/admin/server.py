@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import structlog
 import yaml
 
+from mimir_edge import httpd
 from mimir_edge.admin import overrides
 from mimir_edge.admin.view import SORT_KEYS, FleetView
 from mimir_edge.core.errors import InvalidTenant
@@ -335,7 +336,6 @@ def serve(host: str, port: int, api: Api) -> ThreadingHTTPServer:
                 return self._handle
             raise AttributeError(name)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = httpd.Server((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="rls-admin", daemon=True).start()
     return server

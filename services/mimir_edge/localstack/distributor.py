@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from mimir_edge import httpd
 from mimir_edge.core.errors import EdgeError
 from mimir_edge.core.remote_write import Protocol, count_write_request
 
@@ -86,8 +87,7 @@ class StandInDistributor:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = httpd.Server((self.host, self.port), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="stand-in-distributor", daemon=True).start()
         return self
