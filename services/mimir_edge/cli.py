@@ -77,6 +77,7 @@ def _render_envoy(args: argparse.Namespace) -> int:
             upstream=parse_address(args.upstream),
             mode=args.mode,
             charge=args.charge,
+            authz_transport=args.authz_transport,
             listen=parse_address(args.listen),
             admin=parse_address(args.admin),
             max_request_bytes=args.max_request_bytes,
@@ -271,7 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--defaults-path", type=Path)
     validate.set_defaults(run=_validate_overrides)
     envoy = commands.add_parser("render-envoy", help="print the Envoy bootstrap for a deployment mode")
-    envoy.add_argument("--rls", required=True, help="RLS gRPC address(es), host:port[,host:port...]")
+    envoy.add_argument(
+        "--rls",
+        required=True,
+        help="RLS address(es), host:port[,host:port...]: GRPC_ADDR, or AUTHZ_HTTP_ADDR with --authz-transport http",
+    )
     envoy.add_argument("--upstream", required=True, help="Mimir distributor host:port")
     envoy.add_argument("--mode", choices=("mirror", "canary", "full"), default="full")
     envoy.add_argument(
@@ -279,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("check", "ratelimit"),
         default="check",
         help="which filter charges the buckets (default: ext_authz Check, one RPC per request)",
+    )
+    envoy.add_argument(
+        "--authz-transport",
+        choices=("grpc", "http"),
+        default="grpc",
+        help="ext_authz over gRPC (default) or Envoy's HTTP service (less RLS CPU per request; --charge check only)",
     )
     envoy.add_argument("--listen", default="0.0.0.0:8080", help="listener host:port (default %(default)s)")
     envoy.add_argument("--admin", default="127.0.0.1:9901", help="Envoy admin host:port (default %(default)s)")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from mimir_edge.core.limits import TenantLimits
-from mimir_edge.deploy.envoy import EnvoyOptions
+from mimir_edge.deploy.envoy import TRANSPORTS, EnvoyOptions
 from mimir_edge.localstack.distributor import StandInDistributor
 from mimir_edge.localstack.redis import RedisServer
+from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.traffic import RW1_HEADERS, RW2_HEADERS, Shape, compress, rw1_request, rw2_request
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -57,10 +58,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s.close()
 
 
-def envoy_options(rls_addr: str, upstream_port: int, **kw: object) -> EnvoyOptions:
-    host, port = rls_addr.split(":")
+def envoy_options(rls: RlsProcess, upstream_port: int, transport: str = "grpc", **kw: object) -> EnvoyOptions:
+    """Envoy in front of `rls`, asking it over gRPC (Check) or over HTTP (the ext_authz HTTP service)."""
+    host, port = (rls.grpc_addr if transport == "grpc" else rls.authz_http_addr).split(":")
     return EnvoyOptions(
         rls=((host, int(port)),),
+        authz_transport=transport,
         upstream=("127.0.0.1", upstream_port),
         listen=("127.0.0.1", 0),
         admin=("127.0.0.1", 0),
@@ -69,10 +72,11 @@ def envoy_options(rls_addr: str, upstream_port: int, **kw: object) -> EnvoyOptio
     )
 
 
-@pytest.fixture(scope="module")
-def enforcing(stack: Stack, redis_server: RedisServer, distributor: StandInDistributor):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def enforcing(stack: Stack, redis_server: RedisServer, distributor: StandInDistributor, request):  # type: ignore[no-untyped-def]
+    """One RLS and one Envoy per ext_authz transport: every test below holds for both."""
     rls = stack.add_rls({"REDIS_URL": redis_server.url, "MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES)})
-    envoy = stack.add_envoy(envoy_options(rls.grpc_addr, distributor.port))
+    envoy = stack.add_envoy(envoy_options(rls, distributor.port, request.param))
     return rls, envoy
 
 
@@ -176,11 +180,12 @@ def test_metrics_count_what_was_sent(enforcing, redis_server: RedisServer) -> No
     assert samples[("rls_redis_duration_seconds_count", ())] >= 5
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_shadow_mode_admits_everything_and_counts_would_be_denials(  # type: ignore[no-untyped-def]
-    stack: Stack, redis_server: RedisServer, distributor: StandInDistributor
+    stack: Stack, redis_server: RedisServer, distributor: StandInDistributor, transport: str
 ) -> None:
     rls = stack.add_rls({"REDIS_URL": redis_server.url, "ENFORCEMENT_DISABLED": "true"})
-    envoy = stack.add_envoy(envoy_options(rls.grpc_addr, distributor.port))
+    envoy = stack.add_envoy(envoy_options(rls, distributor.port, transport))
     tenant = tenant_name("shadow")
     set_limits(redis_server.url, tenant, TenantLimits(ingestion_rate=1, ingestion_burst_size=100))
     body = compress(rw1_request(Shape(series=100)))
@@ -191,25 +196,33 @@ def test_shadow_mode_admits_everything_and_counts_would_be_denials(  # type: ign
     assert distributor.request_count[tenant] == 4
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize(("failure_mode_allow", "expected"), [("true", 200), ("false", 503)])
 def test_redis_stopped_follows_the_failure_mode(  # type: ignore[no-untyped-def]
-    stack: Stack, tmp_path: Path, distributor: StandInDistributor, failure_mode_allow: str, expected: int
+    stack: Stack,
+    tmp_path: Path,
+    distributor: StandInDistributor,
+    failure_mode_allow: str,
+    expected: int,
+    transport: str,
 ) -> None:
     redis = RedisServer(tmp_path / "redis").start()
     try:
         rls = stack.add_rls({"REDIS_URL": redis.url, "FAILURE_MODE_ALLOW": failure_mode_allow})
-        envoy = stack.add_envoy(envoy_options(rls.grpc_addr, distributor.port))
+        # One failure mode on both sides, as the charts set it: over HTTP, Envoy takes the RLS's 503
+        # for an authorization server error and applies its own failure_mode_allow.
+        allow = failure_mode_allow == "true"
+        envoy = stack.add_envoy(envoy_options(rls, distributor.port, transport, failure_mode_allow=allow))
         tenant = tenant_name("outage")
         body = compress(rw1_request(Shape(series=10)))
         assert post(envoy.url, body, push_headers(tenant)).status == 200
         redis.stop()
         replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(3)]
         assert [r.status for r in replies] == [expected] * 3
-        if expected == 503:
+        assert distributor.request_count[tenant] == (4 if expected == 200 else 1)
+        if expected == 503 and transport == "grpc":  # over HTTP the 503 is Envoy's own (status_on_error)
             assert replies[0].headers["retry-after"] == "1"
             assert replies[0].headers["x-mimir-edge-reason"] == "store_unavailable"
-        else:
-            assert distributor.request_count[tenant] == 4
         reason = "failure_allowed" if expected == 200 else "failure_denied"
         assert (
             metric_samples(rls.metrics_url)[
@@ -225,7 +238,7 @@ def test_ratelimit_filter_charges_requests_and_items(  # type: ignore[no-untyped
     stack: Stack, redis_server: RedisServer, distributor: StandInDistributor
 ) -> None:
     rls = stack.add_rls({"REDIS_URL": redis_server.url})
-    envoy = stack.add_envoy(envoy_options(rls.grpc_addr, distributor.port, charge="ratelimit"))
+    envoy = stack.add_envoy(envoy_options(rls, distributor.port, charge="ratelimit"))
 
     # Request rate: 2 requests of burst, then x-envoy-ratelimited.
     tenant = tenant_name("rl-req")

@@ -78,7 +78,7 @@ SYNC_REPLICAS = {"dev": 1, "staging": 2, "production": 2}
 RLS_ENV_CONTRACT = {
     "GRPC_ADDR", "ADMIN_ADDR", "METRICS_ADDR", "REDIS_URL", "REDIS_CLUSTER_NODES", "FAILURE_MODE_ALLOW",
     "ENFORCEMENT_DISABLED", "MAX_REQUEST_BYTES", "TENANT_HEADER", "LOG_FORMAT", "LOG_LEVEL", "REDIS_TIMEOUT",
-    "FAILURE_MODE", "ADMIN_TOKEN_FILE", "METRICS_TENANTS", "METRICS_MAX_TENANTS", "REPLICAS_HINT",
+    "FAILURE_MODE", "ADMIN_TOKEN_FILE", "METRICS_TENANTS", "METRICS_MAX_TENANTS", "REPLICAS_HINT", "AUTHZ_HTTP_ADDR",
 }  # fmt: skip
 SYNC_ENV = {"HTTP_ADDR", "REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_TIMEOUT", "LOG_FORMAT", "LOG_LEVEL"}
 # Only for $(REDIS_PASSWORD) expansion into REDIS_URL; read by neither service.
@@ -443,18 +443,25 @@ def pyproject_scripts() -> set[str]:
 def test_rls_env_and_ports_are_the_contract(renders: dict[str, list[Manifest]], env: str) -> None:
     c = container(deployment(renders[env], RLS), "rls")
     assert c["command"][0] in pyproject_scripts()
-    assert {(p["name"], p["containerPort"]) for p in c["ports"]} == {("grpc", 8081), ("admin", 8082), ("metrics", 9090)}
+    assert {(p["name"], p["containerPort"]) for p in c["ports"]} == {
+        ("grpc", 8081),
+        ("authz-http", 8083),
+        ("admin", 8082),
+        ("metrics", 9090),
+    }
     env_ = env_of(c)
     assert set(env_) - EXPANSION_ONLY <= RLS_ENV_CONTRACT, set(env_) - RLS_ENV_CONTRACT
     settings = parse_settings([], env=env_values(c))
-    assert (settings.grpc_addr, settings.admin_addr, settings.metrics_addr) == (
+    assert (settings.grpc_addr, settings.authz_http_addr, settings.admin_addr, settings.metrics_addr) == (
         "0.0.0.0:8081",
+        "0.0.0.0:8083",
         "0.0.0.0:8082",
         "0.0.0.0:9090",
     )
     service = one(renders[env], "Service", RLS)
     assert {(p["name"], p["port"]) for p in service["spec"]["ports"]} == {
         ("grpc", 8081),
+        ("authz-http", 8083),
         ("admin", 8082),
         ("metrics", 9090),
     }

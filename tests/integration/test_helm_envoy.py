@@ -1,6 +1,6 @@
 """The Envoy chart renders the same bootstrap as `mimir-edge render-envoy`, and real Envoy accepts it.
 
-For every mode x charge, the ConfigMap's envoy.yaml from `helm template` is compared, as parsed
+For every mode x charge x ext_authz transport, the ConfigMap's envoy.yaml from `helm template` is compared, as parsed
 YAML, with `mimir_edge.deploy.envoy.render()` given the same options; then `envoy --mode validate`
 checks the helm-rendered file itself.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from mimir_edge.deploy.envoy import CHARGES, MODES, EnvoyOptions, render
+from mimir_edge.deploy.envoy import CHARGES, MODES, TRANSPORTS, EnvoyOptions, render
 from mimir_edge.localstack.envoy import envoy_binary
 from mimir_edge.localstack.processes import MissingProgram
 
@@ -23,6 +23,7 @@ from tests.k8s_tools import (
     NAMESPACE,
     UMBRELLA,
     Helm,
+    HelmFailed,
     Manifest,
     container,
     helm_binary,
@@ -33,7 +34,15 @@ from tests.k8s_tools import (
 )
 
 ENVOY = "mimir-envoy"
-CASES = [(mode, charge) for mode in MODES for charge in CHARGES]
+#: The rate limit filter speaks gRPC only: charge=ratelimit goes with the gRPC transport.
+CASES = [
+    (mode, charge, transport)
+    for mode in MODES
+    for charge in CHARGES
+    for transport in TRANSPORTS
+    if not (charge == "ratelimit" and transport == "http")
+]
+RLS_PORTS = {"grpc": 8081, "http": 8083}
 
 
 @pytest.fixture(scope="module")
@@ -54,21 +63,24 @@ def bootstrap(manifests: list[Manifest], name: str = ENVOY) -> dict[str, Any]:
     return parsed
 
 
-def umbrella(helm: Helm, mode: str, charge: str) -> list[Manifest]:
-    sets = {"envoy.config.mode": mode, "envoy.config.charge": charge}
+def umbrella(helm: Helm, mode: str, charge: str, transport: str = "grpc") -> list[Manifest]:
+    sets = {"envoy.config.mode": mode, "envoy.config.charge": charge, "envoy.config.authzTransport": transport}
     return helm.template(UMBRELLA, [values_file("production")], sets)
 
 
-@pytest.mark.parametrize(("mode", "charge"), CASES)
-def test_umbrella_envoy_config_is_render_envoys(helm: Helm, envoy: str, tmp_path: Path, mode: str, charge: str) -> None:
-    manifests = umbrella(helm, mode, charge)
+@pytest.mark.parametrize(("mode", "charge", "transport"), CASES)
+def test_umbrella_envoy_config_is_render_envoys(
+    helm: Helm, envoy: str, tmp_path: Path, mode: str, charge: str, transport: str
+) -> None:
+    manifests = umbrella(helm, mode, charge, transport)
     got = bootstrap(manifests)
     want = render(
         EnvoyOptions(
-            rls=((f"mimir-rls-headless.{NAMESPACE}.svc.cluster.local", 8081),),
+            rls=((f"mimir-rls-headless.{NAMESPACE}.svc.cluster.local", RLS_PORTS[transport]),),
             upstream=("distributor.mimir.svc.cluster.local", 8080),
             mode=mode,
             charge=charge,
+            authz_transport=transport,
             listen=("0.0.0.0", 8080),
             admin=("0.0.0.0", 9901),
             max_request_bytes=52428800,
@@ -86,12 +98,17 @@ def test_umbrella_envoy_config_is_render_envoys(helm: Helm, envoy: str, tmp_path
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize(("mode", "charge"), [("mirror", "ratelimit"), ("full", "check")])
-def test_every_option_reaches_the_config(helm: Helm, tmp_path: Path, mode: str, charge: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "charge", "transport"),
+    [("mirror", "ratelimit", "grpc"), ("full", "check", "grpc"), ("full", "check", "http")],
+)
+def test_every_option_reaches_the_config(helm: Helm, tmp_path: Path, mode: str, charge: str, transport: str) -> None:
     """Non-default values everywhere, IP addresses (STATIC clusters) included: still equal."""
     config = {
         "mode": mode,
         "charge": charge,
+        "authzTransport": transport,
+        "rlsHttpPort": 18083,
         "listenPort": 18080,
         "adminPort": 19901,
         "rls": {"host": "10.0.0.7", "port": 18081},
@@ -107,10 +124,11 @@ def test_every_option_reaches_the_config(helm: Helm, tmp_path: Path, mode: str, 
     manifests = helm.template(CHARTS / "envoy", [values], release="edge", namespace="obs")
     want = render(
         EnvoyOptions(
-            rls=(("10.0.0.7", 18081),),
+            rls=(("10.0.0.7", 18081 if transport == "grpc" else 18083),),
             upstream=("mimir-distributor.mimir.svc", 9009),
             mode=mode,
             charge=charge,
+            authz_transport=transport,
             listen=("0.0.0.0", 18080),
             admin=("0.0.0.0", 19901),
             max_request_bytes=1048576,
@@ -128,22 +146,34 @@ def test_every_option_reaches_the_config(helm: Helm, tmp_path: Path, mode: str, 
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"http": 18080, "admin": 19901}
 
 
-def test_envoy_reaches_every_rls_replica_through_the_headless_service(helm: Helm) -> None:
-    manifests = umbrella(helm, "full", "check")
+@pytest.mark.parametrize(("transport", "port_name"), [("grpc", "grpc"), ("http", "authz-http")])
+def test_envoy_reaches_every_rls_replica_through_the_headless_service(
+    helm: Helm, transport: str, port_name: str
+) -> None:
+    manifests = umbrella(helm, "full", "check", transport)
     (endpoint,) = bootstrap(manifests)["static_resources"]["clusters"][0]["load_assignment"]["endpoints"]
     address = endpoint["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     service_name = address["address"].removesuffix(f".{NAMESPACE}.svc.cluster.local")
     service = one(manifests, "Service", service_name)
     assert service["spec"]["clusterIP"] == "None"
-    assert address["port_value"] in {p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc"}
+    assert address["port_value"] in {p["port"] for p in service["spec"]["ports"] if p["name"] == port_name}
     rls = one(manifests, "Deployment", "mimir-rls")
     assert selects(service["spec"]["selector"], rls["spec"]["template"]["metadata"]["labels"])
+    ports = {p["name"]: p["containerPort"] for p in container(rls, "rls")["ports"]}
+    env = {e["name"]: e.get("value") for e in container(rls, "rls")["env"]}
+    assert env["AUTHZ_HTTP_ADDR"] == f"0.0.0.0:{ports['authz-http']}"
+    assert env["GRPC_ADDR"] == f"0.0.0.0:{ports['grpc']}"
+
+
+def test_ratelimit_charge_over_http_is_refused_with_a_reason(helm: Helm) -> None:
+    with pytest.raises(HelmFailed, match="the rate limit filter speaks gRPC only"):
+        umbrella(helm, "full", "ratelimit", "http")
 
 
 def test_envoy_pods_run_the_configmap_and_roll_when_it_changes(helm: Helm) -> None:
     checksums: dict[str, set[str]] = {}
-    for mode, charge in CASES:
-        manifests = umbrella(helm, mode, charge)
+    for mode, charge, transport in CASES:
+        manifests = umbrella(helm, mode, charge, transport)
         d = one(manifests, "Deployment", ENVOY)
         pod = d["spec"]["template"]
         c = container(d, "envoy")
@@ -157,7 +187,7 @@ def test_envoy_pods_run_the_configmap_and_roll_when_it_changes(helm: Helm) -> No
         checksums.setdefault(config, set()).add(pod["metadata"]["annotations"]["checksum/config"])
     # canary and full are the same Envoy config (they differ in NGINX): one checksum per config.
     assert all(len(sums) == 1 for sums in checksums.values())
-    assert len(set.union(*checksums.values())) == len(checksums) == 4
+    assert len(set.union(*checksums.values())) == len(checksums) == 6
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "production"])

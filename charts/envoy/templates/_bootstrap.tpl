@@ -1,12 +1,15 @@
 {{/*
 The Envoy bootstrap: the same document as `mimir-edge render-envoy` (services/mimir_edge/deploy/envoy.py,
-render()) for config.mode and config.charge, field for field; tests/integration/test_helm_envoy.py
-compares the two for every mode x charge and runs `envoy --mode validate` on this one.
+render()) for config.mode, config.charge and config.authzTransport, field for field;
+tests/integration/test_helm_envoy.py compares the two for every combination and runs
+`envoy --mode validate` on this one.
 - full / canary: ext_authz (with the body) in front of the distributor.
 - mirror: the same checks, then a direct 204: NGINX already sent the original to Mimir, so a
   forwarded mirror would be ingested twice.
 - charge check: ext_authz Check charges requests and items in one call. charge ratelimit: Check only
   counts (route context extension) and the rate limit filter charges via ShouldRateLimit.
+- authzTransport grpc: Check over gRPC (port config.rls.port). http: Envoy's ext_authz HTTP service
+  (port config.rlsHttpPort), the same decision for a fraction of the RLS's CPU; charge check only.
 */}}
 {{- define "envoy.bootstrap" -}}
 {{- $c := .Values.config -}}
@@ -14,6 +17,10 @@ compares the two for every mode x charge and runs `envoy --mode validate` on thi
 {{- $upstreamHost := $c.upstream.host -}}
 {{- $header := lower $c.tenantHeader -}}
 {{- $authzTimeout := include "envoy.duration" $c.authzTimeoutSeconds -}}
+{{- $http := eq $c.authzTransport "http" -}}
+{{- if and $http (eq $c.charge "ratelimit") -}}
+{{- fail "config.charge=ratelimit needs config.authzTransport=grpc: the rate limit filter speaks gRPC only" -}}
+{{- end -}}
 admin:
   address:
     socket_address:
@@ -62,6 +69,45 @@ static_resources:
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
                       transport_api_version: V3
+                      {{- if $http }}
+                      http_service:
+                        server_uri:
+                          uri: http://rls
+                          cluster: rls
+                          timeout: {{ $authzTimeout }}
+                        path_prefix: /ext_authz
+                        # Retry on another replica when one is gone; an answer (even the RLS's 503)
+                        # is the decision.
+                        retry_policy:
+                          retry_on: connect-failure,reset
+                          num_retries: 2
+                          retry_back_off:
+                            base_interval: 0.005s
+                            max_interval: 0.05s
+                          retry_host_predicate:
+                            - name: envoy.retry_host_predicates.previous_hosts
+                              typed_config:
+                                "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
+                          host_selection_retry_max_attempts: 3
+                        authorization_response:
+                          allowed_upstream_headers:
+                            patterns:
+                              - prefix: x-mimir-edge-
+                          allowed_client_headers:
+                            patterns:
+                              - exact: retry-after
+                              - exact: content-type
+                              - prefix: x-mimir-edge-
+                      # What the HTTP service sees besides Host, Method, Path and Content-Length.
+                      allowed_headers:
+                        patterns:
+                          - exact: {{ $header }}
+                            ignore_case: true
+                          - exact: content-type
+                            ignore_case: true
+                          - exact: content-encoding
+                            ignore_case: true
+                      {{- else }}
                       grpc_service:
                         envoy_grpc:
                           cluster_name: rls
@@ -78,6 +124,7 @@ static_resources:
                               typed_config:
                                 "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
                           host_selection_retry_max_attempts: 3
+                      {{- end }}
                       failure_mode_allow: {{ $c.failureModeAllow }}
                       # Envoy's default is 403, which clients drop; 503 is retried and loses nothing.
                       status_on_error:
@@ -131,20 +178,27 @@ static_resources:
                   address:
                     socket_address:
                       address: {{ $rlsHost }}
-                      port_value: {{ int $c.rls.port }}
+                      port_value: {{ if $http }}{{ int $c.rlsHttpPort }}{{ else }}{{ int $c.rls.port }}{{ end }}
+      {{- if not $http }}
       typed_extension_protocol_options:
         envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
           "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
           explicit_http_config:
             http2_protocol_options: {}
-      # Active gRPC health checks (NOT_SERVING while draining or before Redis was reached) and
+      {{- end }}
+      # Active health checks (NOT_SERVING / 503 while draining or before Redis was reached) and
       # ejection of a replica that keeps failing.
       health_checks:
         - timeout: 0.5s
           interval: 1s
           unhealthy_threshold: 1
           healthy_threshold: 1
+          {{- if $http }}
+          http_health_check:
+            path: /healthz
+          {{- else }}
           grpc_health_check: {}
+          {{- end }}
       outlier_detection:
         consecutive_gateway_failure: 2
         enforcing_consecutive_gateway_failure: 100

@@ -5,6 +5,12 @@
 - `mirror`: the same checks, but Envoy answers 204 itself and never forwards: NGINX already sent
   the original to Mimir, a forwarded mirror would be ingested twice.
 
+Transport of the ext_authz call (`authz_transport`):
+- `grpc` (default): `envoy.service.auth.v3.Authorization/Check` on the RLS's GRPC_ADDR.
+- `http`: Envoy's `http_service` to the RLS's AUTHZ_HTTP_ADDR, the same decision at a fraction of
+  grpcio's per-call CPU (see rls/http_authz.py). `rls` then lists the HTTP addresses. Only with
+  `charge=check`: the rate limit filter speaks gRPC only.
+
 Charging, exactly once per request and dimension:
 - `check` (default): ext_authz Check decides requests and items in one atomic call.
 - `ratelimit`: Check only counts (told so by a route context extension) and returns the item
@@ -21,10 +27,12 @@ from typing import Any
 import yaml
 
 from mimir_edge.rls.ext_authz import CHARGE_BY_RATELIMIT, CHARGE_EXTENSION, METADATA_HITS
+from mimir_edge.rls.http_authz import CHECK_PREFIX, HEALTH_PATH
 from mimir_edge.rls.ratelimit import TENANT_KEY
 
 MODES = ("mirror", "canary", "full")
 CHARGES = ("check", "ratelimit")
+TRANSPORTS = ("grpc", "http")
 RATELIMIT_DOMAIN = "mimir-edge"
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -52,12 +60,17 @@ class EnvoyOptions:
     upstream_timeout_s: float = 30.0
     #: False renders a plain proxy with no enforcement filters: the benchmarks' baseline.
     enforcement_filters: bool = True
+    authz_transport: str = "grpc"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.charge not in CHARGES:
             raise ValueError(f"charge must be one of {', '.join(CHARGES)}, got {self.charge!r}")
+        if self.authz_transport not in TRANSPORTS:
+            raise ValueError(f"authz_transport must be one of {', '.join(TRANSPORTS)}, got {self.authz_transport!r}")
+        if self.authz_transport == "http" and self.charge == "ratelimit":
+            raise ValueError("charge=ratelimit needs authz_transport=grpc: the rate limit filter speaks gRPC only")
         if not self.rls:
             raise ValueError("at least one RLS address is needed")
 
@@ -102,17 +115,18 @@ def _cluster(name: str, endpoints: tuple[tuple[str, int], ...], *, http2: bool, 
     return cluster
 
 
-def _rls_cluster(endpoints: tuple[tuple[str, int], ...]) -> dict[str, Any]:
-    cluster = _cluster("rls", endpoints, http2=True, connect_timeout="0.25s")
-    # Active gRPC health checks (the RLS serves grpc.health.v1: NOT_SERVING while draining or
-    # before Redis was reached) and outlier ejection of a replica that keeps failing.
+def _rls_cluster(endpoints: tuple[tuple[str, int], ...], transport: str) -> dict[str, Any]:
+    grpc = transport == "grpc"
+    cluster = _cluster("rls", endpoints, http2=grpc, connect_timeout="0.25s")
+    # Active health checks (NOT_SERVING / 503 while draining or before Redis was reached) and
+    # outlier ejection of a replica that keeps failing.
     cluster["health_checks"] = [
         {
             "timeout": "0.5s",
             "interval": "1s",
             "unhealthy_threshold": 1,
             "healthy_threshold": 1,
-            "grpc_health_check": {},
+            **({"grpc_health_check": {}} if grpc else {"http_health_check": {"path": HEALTH_PATH}}),
         }
     ]
     cluster["outlier_detection"] = {
@@ -129,23 +143,44 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _retry_policy(retry_on: str) -> dict[str, Any]:
+    """Retries on another replica when one is gone or refuses: a replica that dies mid-call costs
+    a retry, not a client error."""
+    return {
+        "retry_on": retry_on,
+        "num_retries": 2,
+        "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"},
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {"@type": _PREVIOUS_HOSTS},
+            }
+        ],
+        "host_selection_retry_max_attempts": 3,
+    }
+
+
 def _rls_grpc_service(timeout_s: float) -> dict[str, Any]:
-    """The RLS as a gRPC service, with retries on another replica when one is gone or refuses:
-    a replica that dies mid-call costs a retry, not a client error."""
     return {
         "envoy_grpc": {"cluster_name": "rls"},
         "timeout": _duration(timeout_s),
-        "retry_policy": {
-            "retry_on": "connect-failure,refused-stream,reset,unavailable,cancelled",
-            "num_retries": 2,
-            "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"},
-            "retry_host_predicate": [
-                {
-                    "name": "envoy.retry_host_predicates.previous_hosts",
-                    "typed_config": {"@type": _PREVIOUS_HOSTS},
-                }
-            ],
-            "host_selection_retry_max_attempts": 3,
+        "retry_policy": _retry_policy("connect-failure,refused-stream,reset,unavailable,cancelled"),
+    }
+
+
+def _rls_http_service(timeout_s: float) -> dict[str, Any]:
+    """The RLS's ext_authz HTTP service: checks under CHECK_PREFIX; our headers go upstream on
+    200 and to the client on a denial."""
+    return {
+        "server_uri": {"uri": "http://rls", "cluster": "rls", "timeout": _duration(timeout_s)},
+        "path_prefix": CHECK_PREFIX,
+        # Only transport failures: an answer, even a 503 by the failure mode, is the decision.
+        "retry_policy": _retry_policy("connect-failure,reset"),
+        "authorization_response": {
+            "allowed_upstream_headers": {"patterns": [{"prefix": "x-mimir-edge-"}]},
+            "allowed_client_headers": {
+                "patterns": [{"exact": "retry-after"}, {"exact": "content-type"}, {"prefix": "x-mimir-edge-"}]
+            },
         },
     }
 
@@ -153,12 +188,23 @@ def _rls_grpc_service(timeout_s: float) -> dict[str, Any]:
 def render(options: EnvoyOptions) -> dict[str, Any]:
     """The bootstrap as a plain structure (Envoy reads it as YAML or JSON)."""
     header = options.tenant_header.lower()
+    service: dict[str, Any]
+    if options.authz_transport == "grpc":
+        service = {"grpc_service": _rls_grpc_service(options.authz_timeout_s)}
+    else:
+        # The HTTP service sees only the headers allowed here (Envoy adds Host, Method, Path,
+        # Content-Length); these are the ones counting and the tenant need.
+        names = (header, "content-type", "content-encoding")
+        service = {
+            "http_service": _rls_http_service(options.authz_timeout_s),
+            "allowed_headers": {"patterns": [{"exact": name, "ignore_case": True} for name in names]},
+        }
     ext_authz: dict[str, Any] = {
         "name": "envoy.filters.http.ext_authz",
         "typed_config": {
             "@type": _EXT_AUTHZ,
             "transport_api_version": "V3",
-            "grpc_service": _rls_grpc_service(options.authz_timeout_s),
+            **service,
             "failure_mode_allow": options.failure_mode_allow,
             # Envoy's default is 403, which clients drop; 503 is retried and loses nothing.
             "status_on_error": {"code": "ServiceUnavailable"},
@@ -243,7 +289,7 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
                 }
             ],
             "clusters": [
-                _rls_cluster(options.rls),
+                _rls_cluster(options.rls, options.authz_transport),
                 _cluster("distributor", (options.upstream,), http2=False, connect_timeout="1s"),
             ],
         },
@@ -251,6 +297,9 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
 
 
 def render_yaml(options: EnvoyOptions) -> str:
-    header = f"# Envoy bootstrap for Mimir Edge Enforcement, mode {options.mode}, charge {options.charge}.\n"
+    header = (
+        f"# Envoy bootstrap for Mimir Edge Enforcement, mode {options.mode}, charge {options.charge}, "
+        f"ext_authz over {options.authz_transport}.\n"
+    )
     header += "# Generated by `mimir-edge render-envoy`; edit the options, not this file.\n"
     return header + yaml.safe_dump(render(options), sort_keys=False)

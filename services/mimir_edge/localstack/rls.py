@@ -31,6 +31,8 @@ class RlsProcess:
     grpc_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
+    #: The ext_authz HTTP service (Envoy's `authz_transport="http"`).
+    authz_http_port: int = field(default_factory=free_port)
     name: str = "mimir-rls"
     #: Wait for SERVING (Redis reached, limits known); False: only for the port to answer.
     wait_serving: bool = True
@@ -39,6 +41,10 @@ class RlsProcess:
     @property
     def grpc_addr(self) -> str:
         return f"{HOST}:{self.grpc_port}"
+
+    @property
+    def authz_http_addr(self) -> str:
+        return f"{HOST}:{self.authz_http_port}"
 
     @property
     def admin_url(self) -> str:
@@ -58,6 +64,7 @@ class RlsProcess:
                 if "already in use" not in str(exc) or attempt == attempts - 1:
                     raise
                 self.grpc_port, self.admin_port, self.metrics_port = free_port(), free_port(), free_port()
+                self.authz_http_port = free_port()
         raise AssertionError("unreachable")
 
     def _start(self, timeout_s: float) -> RlsProcess:
@@ -66,6 +73,7 @@ class RlsProcess:
             "GRPC_ADDR": self.grpc_addr,
             "ADMIN_ADDR": f"{HOST}:{self.admin_port}",
             "METRICS_ADDR": f"{HOST}:{self.metrics_port}",
+            "AUTHZ_HTTP_ADDR": self.authz_http_addr,
             "LOG_FORMAT": "json",
             **self.env,
         }

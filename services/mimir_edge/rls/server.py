@@ -25,6 +25,7 @@ from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.rls.defaults import DefaultsCache
 from mimir_edge.rls.enforcer import Enforcer, EnforcerConfig, FailureMode
 from mimir_edge.rls.ext_authz import AuthorizationServicer
+from mimir_edge.rls.http_authz import HttpAuthzServer
 from mimir_edge.rls.local import LocalLimiter
 from mimir_edge.rls.metrics import RlsMetrics
 from mimir_edge.rls.ratelimit import RateLimitServicer
@@ -162,9 +163,18 @@ async def serve(settings: RlsSettings) -> None:
     except OSError as exc:
         raise StartupError(f"cannot listen on ADMIN_ADDR {settings.admin_addr}: {exc.strerror}") from None
     await server.start()
+    http_authz = HttpAuthzServer(
+        enforcer, metrics, max_body_bytes=settings.max_request_bytes, serving=lambda: ready["serving"]
+    )
+    if settings.authz_http_addr:
+        try:
+            await http_authz.start(*_split(settings.authz_http_addr))
+        except OSError as exc:
+            raise StartupError(f"cannot listen on AUTHZ_HTTP_ADDR {settings.authz_http_addr}: {exc.strerror}") from None
     log.info(
         "rls started",
         grpc_addr=settings.grpc_addr,
+        authz_http_addr=settings.authz_http_addr or None,
         metrics_addr=settings.metrics_addr,
         redis=settings.redis.url if not settings.redis.cluster_nodes else "cluster",
         shadow=settings.enforcement_disabled,
@@ -203,7 +213,7 @@ async def serve(settings: RlsSettings) -> None:
         ready["serving"] = False
         for name in ("", *SERVICES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await server.stop(SHUTDOWN_GRACE_S)
+        await asyncio.gather(server.stop(SHUTDOWN_GRACE_S), http_authz.stop(SHUTDOWN_GRACE_S))
     finally:
         await registry.leave()
         for task in tasks:
@@ -227,6 +237,7 @@ def effective_config(settings: RlsSettings, replica_id: str) -> dict[str, Any]:
         "replica_id": replica_id,
         "version": __version__,
         "grpc_addr": settings.grpc_addr,
+        "authz_http_addr": settings.authz_http_addr,
         "admin_addr": settings.admin_addr,
         "metrics_addr": settings.metrics_addr,
         "redis_url": redact_url(settings.redis.url) if not settings.redis.cluster_nodes else "",

@@ -32,6 +32,8 @@ class RlsSettings:
     #: Tenants that get their own label in /metrics (empty: the first METRICS_MAX_TENANTS seen).
     metrics_tenants: tuple[str, ...] = ()
     metrics_max_tenants: int = 200
+    #: The ext_authz HTTP service (see rls/http_authz.py); empty: not served.
+    authz_http_addr: str = ""
 
     @property
     def failure_mode_allow(self) -> bool:
@@ -49,6 +51,13 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
         env,
         default="0.0.0.0:8081",
         help="gRPC listen address (ext_authz Check, ShouldRateLimit, health)",
+    )
+    env_flag(
+        parser,
+        "AUTHZ_HTTP_ADDR",
+        env,
+        default="0.0.0.0:8083",
+        help="ext_authz over HTTP/1.1 listen address (Envoy http_service; empty: off)",
     )
     env_flag(parser, "ADMIN_ADDR", env, default="0.0.0.0:8082", help="admin API and UI listen address")
     env_flag(parser, "METRICS_ADDR", env, default="0.0.0.0:9090", help="Prometheus /metrics listen address")
@@ -172,4 +181,5 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         admin_token_file=args.admin_token_file,
         metrics_tenants=tuple(t.strip() for t in args.metrics_tenants.split(",") if t.strip()),
         metrics_max_tenants=args.metrics_max_tenants,
+        authz_http_addr=_address(parser, "--authz-http-addr", args.authz_http_addr) if args.authz_http_addr else "",
     )

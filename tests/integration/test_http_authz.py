@@ -1,0 +1,171 @@
+"""The RLS's ext_authz HTTP service on its own (no Envoy), on a real socket with real Redis:
+keep-alive and pipelined checks answered in order, bad bytes refused without harming the server,
+the health answer Envoy's active health check reads. Through Envoy: tests/integration/test_envoy_rls.py."""
+
+from __future__ import annotations
+
+import http.client
+import random
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mimir_edge.core.limits import TenantLimits
+from mimir_edge.localstack.redis import RedisServer
+from mimir_edge.localstack.rls import RlsProcess
+from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+
+from tests.stack import Stack, set_limits
+
+BODY = compress(rw1_request(Shape(series=20)))
+
+
+@pytest.fixture(scope="module")
+def rls(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[RlsProcess]:
+    stack = Stack(tmp_path_factory.mktemp("http-authz"))
+    yield stack.add_rls({"REDIS_URL": redis_server.url})
+    stack.close()
+
+
+def check_bytes(tenant: str, body: bytes = BODY) -> bytes:
+    head = f"POST /ext_authz/api/v1/push HTTP/1.1\r\nhost: rls\r\nx-scope-orgid: {tenant}\r\n"
+    head += f"content-type: {RW1_HEADERS['content-type']}\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def read_responses(sock: socket.socket, count: int) -> list[Answer]:
+    """`count` responses read off one connection, in the order they came."""
+    stream = sock.makefile("rb")
+    out = []
+    for _ in range(count):
+        status = int(stream.readline().split()[1])
+        headers = {}
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        out.append(Answer(status, headers, stream.read(int(headers["content-length"]))))
+    return out
+
+
+def connect(rls: RlsProcess) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", rls.authz_http_port), timeout=5)
+
+
+def test_checks_on_one_keep_alive_connection_are_answered_in_order(rls: RlsProcess, redis_server: RedisServer) -> None:
+    ok, noisy = f"ok-{uuid.uuid4().hex[:8]}", f"noisy-{uuid.uuid4().hex[:8]}"
+    set_limits(redis_server.url, noisy, TenantLimits(ingestion_rate=1, ingestion_burst_size=30))
+    with connect(rls) as sock:
+        # Pipelined in one write: admitted, denied (30 - 20 < 20), admitted for the other tenant.
+        sock.sendall(check_bytes(ok) + check_bytes(noisy) + check_bytes(noisy) + check_bytes(ok))
+        first, second, third, fourth = read_responses(sock, 4)
+    assert [r.status for r in (first, second, third, fourth)] == [200, 200, 429, 200]
+    assert first.headers["x-mimir-edge-decision"] == "allowed"
+    assert first.headers["x-mimir-edge-items"] == "20" and first.headers["x-mimir-edge-series"] == "20"
+    assert third.headers["x-mimir-edge-reason"] == "ingestion_rate"
+    assert third.headers["retry-after"] == "10"  # 10 missing tokens at 1/s
+    assert b"exceeded the ingestion rate limit, set to 1 items/s" in third.body
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40 + b"\r\n\r\n", 400),  # TLS hello
+        (b"POST /ext_authz/x HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501),
+        (b"POST /ext_authz/x HTTP/1.1\r\ncontent-length: 999999999999\r\n\r\n", 413),
+    ],
+)
+def test_bad_bytes_get_a_status_and_a_closed_connection_and_the_server_carries_on(
+    rls: RlsProcess, raw: bytes, status: int
+) -> None:
+    with connect(rls) as sock:
+        sock.sendall(raw)
+        (reply,) = read_responses(sock, 1)
+        assert reply.status == status
+        assert reply.headers["connection"] == "close"
+        assert sock.recv(1) == b""  # closed by the server
+    with connect(rls) as sock:
+        sock.sendall(check_bytes(f"after-{uuid.uuid4().hex[:8]}"))
+        assert read_responses(sock, 1)[0].status == 200
+
+
+def test_invalid_bodies_and_missing_tenants_get_the_contract_statuses(rls: RlsProcess) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", rls.authz_http_port, timeout=5)
+    try:
+        answers = []
+        for body, tenant in ((b"not snappy", "t"), (BODY, None)):
+            headers = {"content-type": RW1_HEADERS["content-type"], **({"x-scope-orgid": tenant} if tenant else {})}
+            conn.request("POST", "/ext_authz/api/v1/push", body=body, headers=headers)
+            reply = conn.getresponse()
+            answers.append((reply.status, reply.getheader("x-mimir-edge-reason"), reply.read()))
+    finally:
+        conn.close()
+    assert [(status, reason) for status, reason, _ in answers] == [(400, "invalid_body"), (401, "missing_tenant")]
+    assert [body.endswith(b"\n") for _, _, body in answers] == [True, True], answers
+
+
+def test_health_answers_serving_and_other_paths_are_404(rls: RlsProcess) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", rls.authz_http_port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        health = conn.getresponse()
+        assert (health.status, health.read()) == (200, b"SERVING\n")
+        conn.request("GET", "/api/v1/push")
+        missing = conn.getresponse()
+        assert missing.status == 404 and b"/ext_authz" in missing.read()
+    finally:
+        conn.close()
+
+
+def test_health_is_503_until_redis_is_reached(tmp_path: Path) -> None:
+    from mimir_edge.localstack.processes import free_port
+
+    stack = Stack(tmp_path)
+    try:
+        rls = stack.add_rls({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, wait_serving=False)
+        conn = http.client.HTTPConnection("127.0.0.1", rls.authz_http_port, timeout=5)
+        conn.request("GET", "/healthz")
+        reply = conn.getresponse()
+        assert (reply.status, reply.read()) == (503, b"NOT_SERVING\n")
+        conn.close()
+    finally:
+        stack.close()
+
+
+def test_mangled_requests_never_take_the_server_down(rls: RlsProcess) -> None:
+    """300 mangled requests (flipped bytes, cuts, random junk), each on its own connection: every
+    one is answered with a status or closed, and a good check still gets 200 afterwards."""
+    rng = random.Random(9)
+    good = check_bytes("fuzz")
+    statuses: dict[int, int] = {}
+    for _ in range(300):
+        raw = bytearray(good)
+        kind = rng.randrange(3)
+        if kind == 0:
+            for _ in range(rng.randrange(1, 8)):
+                raw[rng.randrange(len(raw))] = rng.randrange(256)
+        elif kind == 1:
+            raw = raw[: rng.randrange(len(raw))]
+        else:
+            raw = bytearray(rng.randbytes(rng.randrange(1, 300)))
+        with connect(rls) as sock:
+            sock.sendall(bytes(raw))
+            sock.shutdown(socket.SHUT_WR)  # no more bytes: an incomplete request stays incomplete
+            first = sock.recv(12)
+        status = int(first.split()[1]) if first.startswith(b"HTTP/1.1 ") else 0  # 0: closed unanswered
+        statuses[status] = statuses.get(status, 0) + 1
+    assert set(statuses) <= {0, 200, 400, 401, 404, 413, 415, 429, 431, 501}, statuses
+    assert statuses.get(400, 0) > 0
+    with connect(rls) as sock:
+        sock.sendall(check_bytes(f"after-fuzz-{uuid.uuid4().hex[:8]}"))
+        assert read_responses(sock, 1)[0].status == 200
+    assert rls.process is not None and "Traceback" not in rls.process.log_path.read_text()
