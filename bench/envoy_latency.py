@@ -1,8 +1,9 @@
 """Added latency and maximum rate of the enforcement filters, against Envoy passthrough, in one run.
 
-Three Envoys side by side on the same upstream (bench/upstream.py) and one RLS process on one
-redis-server: passthrough (no filters), `check` (ext_authz charges, the default) and `ratelimit`
-(ext_authz counts, the rate limit filter charges: two RPCs per request). Bodies: a small (10
+Four Envoys side by side on the same upstream (bench/upstream.py) and one RLS process on one
+redis-server: passthrough (no filters), `check` (ext_authz charges over gRPC, the default),
+`check over HTTP` (the same through the RLS's ext_authz HTTP service) and `ratelimit` (ext_authz
+counts, the rate limit filter charges: two RPCs per request). Bodies: a small (10
 series) and a Prometheus-sized (2,000 samples) RW1 request; every request is admitted (the
 tenant's limits are far above the load). Latency is taken at half of the measured maximum rate,
 and the maximum with 1, 2 and 4 RLS processes behind one Envoy.
@@ -31,7 +32,7 @@ from bench import stack as bench_stack
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench-tenant"
 BODY_SERIES = (10, 2000)
-OPEN_SECONDS = 8
+OPEN_SECONDS = 6
 ROUNDS = 3
 CLOSED_SECONDS = 6
 CLOSED_CONNECTIONS = 16
@@ -95,19 +96,19 @@ def _row(
     }
 
 
-def _own_core_row(stack: Any, envoys: dict[str, Any], body_file: Path, series: int) -> dict[str, Any]:
+def _own_core_row(stack: Any, envoys: dict[str, Any], body_file: Path, series: int, target: str) -> dict[str, Any]:
     """The check configuration with the RLS alone on core 1 and everything else (Envoy, Redis, the
     upstream, the load generator) on core 0: the RLS's own latency without the contention of this
     2-core machine. Passthrough is measured pinned the same way."""
-    others = [envoys["passthrough"], envoys["check"], stack.redis, stack.upstream]
+    others = [envoys["passthrough"], envoys[target], stack.redis, stack.upstream]
     _pin([stack.rls], {1})
     _pin(others, {0})
     try:
         return _row(
             series,
-            "check, RLS alone on one core",
+            f"{target}, RLS alone on one core",
             f"{envoys['passthrough'].url}/api/v1/push",
-            f"{envoys['check'].url}/api/v1/push",
+            f"{envoys[target].url}/api/v1/push",
             body_file,
             cpus={0},
         )
@@ -131,6 +132,7 @@ def run() -> dict[str, Any]:
             targets = {
                 "passthrough": replace(base, enforcement_filters=False),
                 "check": base,
+                "check over HTTP": stack.envoy_options(rls=1, transport="http"),
                 "ratelimit": replace(base, charge="ratelimit"),
             }
             envoys = {}
@@ -141,21 +143,24 @@ def run() -> dict[str, Any]:
                 _loadgen("open", f"{envoy.url}/api/v1/push", bodies[2000], rate=20, seconds=2)
             rows = []
             for series, body_file in bodies.items():
-                configs = ("check", "ratelimit") if series == 2000 else ("check",)
+                configs = ("check", "check over HTTP", "ratelimit") if series == 2000 else ("check", "check over HTTP")
                 for name in configs:
                     passthrough = f"{envoys['passthrough'].url}/api/v1/push"
                     rows.append(_row(series, name, passthrough, f"{envoys[name].url}/api/v1/push", body_file))
             if (os.cpu_count() or 1) >= 2:
-                rows.append(_own_core_row(stack, envoys, bodies[2000], 2000))
+                for name in ("check", "check over HTTP"):
+                    rows.append(_own_core_row(stack, envoys, bodies[2000], 2000, name))
             scaling = []
-            for count in (1, 2, 4):
-                envoy = EnvoyProcess(work / f"scale-{count}", stack.envoy_options(rls=count), concurrency=2).start()
-                started.append(envoy)
-                url = f"{envoy.url}/api/v1/push"
-                _loadgen("open", url, bodies[2000], rate=20, seconds=1)
-                peak = _loadgen("closed", url, bodies[2000], seconds=CLOSED_SECONDS, connections=8 * count + 8)
-                scaling.append({"rls_processes": count, "max_rate": peak})
-                envoy.stop()
+            for transport in ("grpc", "http"):
+                for count in (1, 2, 4):
+                    options = stack.envoy_options(rls=count, transport=transport)
+                    envoy = EnvoyProcess(work / f"scale-{transport}-{count}", options, concurrency=2).start()
+                    started.append(envoy)
+                    url = f"{envoy.url}/api/v1/push"
+                    _loadgen("open", url, bodies[2000], rate=20, seconds=1)
+                    peak = _loadgen("closed", url, bodies[2000], seconds=CLOSED_SECONDS, connections=8 * count + 8)
+                    scaling.append({"transport": transport, "rls_processes": count, "max_rate": peak})
+                    envoy.stop()
         finally:
             for process in reversed(started):
                 process.stop()
@@ -203,21 +208,22 @@ def render(result: dict[str, Any]) -> list[str]:
         "",
         "Maximum rate through one Envoy (2 workers) with 1, 2 and 4 RLS processes (2,000-sample body):",
         "",
-        "| RLS processes | max requests/s | max samples/s |",
-        "|---:|---:|---:|",
+        "| ext_authz transport | RLS processes | max requests/s | max samples/s |",
+        "|---|---:|---:|---:|",
     ]
     for row in result["scaling"]:
         rate = row["max_rate"]["rate"]
-        lines.append(f"| {row['rls_processes']} | {rate:,.0f} | {rate * 2000:,.0f} |")
+        lines.append(f"| {row['transport']} | {row['rls_processes']} | {rate:,.0f} | {rate * 2000:,.0f} |")
     sizes = ", ".join(f"{int(s):,} samples = {b:,} bytes" for s, b in result["body_bytes"].items())
     lines += [
         "",
-        f"Bodies: RW1, snappy ({sizes}). `check` = ext_authz decides (one RPC); `ratelimit` = ext_authz counts + "
-        "the rate limit filter charges (two RPCs). Envoy, the RLS processes, Redis, the upstream and the load "
-        "generator all share this machine's 2 cores, so more than 2 processes cannot add throughput here; in a "
-        "cluster each RLS pod has its own cores. The row 'RLS alone on one core' pins the RLS to core 1 and "
-        "everything else, load generator included, to core 0 (passthrough pinned the same way). "
-        "Targets: added p50 ≤ 1.5 ms, p99 ≤ 5 ms at half the maximum "
-        "rate; ≥ 1,000,000 samples/s per RLS process.",
+        f"Bodies: RW1, snappy ({sizes}). `check` = ext_authz decides (one gRPC call); `check over HTTP` = "
+        "the same decision through the RLS's ext_authz HTTP service (AUTHZ_HTTP_ADDR, Envoy `http_service`); "
+        "`ratelimit` = ext_authz counts + the rate limit filter charges (two gRPC calls). Envoy, the RLS "
+        "processes, Redis, the upstream and the load generator all share this machine's 2 cores, so more than 2 "
+        "processes cannot add throughput here; in a cluster each RLS pod has its own cores. The rows 'RLS alone "
+        "on one core' pin the RLS to core 1 and everything else, load generator included, to core 0 (passthrough "
+        "pinned the same way). Targets: added p50 ≤ 1.5 ms, p99 ≤ 5 ms at half the maximum rate; "
+        "≥ 1,000,000 samples/s per RLS process.",
     ]
     return lines
