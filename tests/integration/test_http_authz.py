@@ -1,12 +1,16 @@
 """The RLS's ext_authz HTTP service on its own (no Envoy), on a real socket with real Redis:
 keep-alive and pipelined checks answered in order, bad bytes refused without harming the server,
-the health answer Envoy's active health check reads. Through Envoy: tests/integration/test_envoy_rls.py."""
+the health answer Envoy's active health check reads, a Redis that stops answering.
+Through Envoy: tests/integration/test_envoy_rls.py."""
 
 from __future__ import annotations
 
 import http.client
+import os
 import random
+import signal
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,11 +18,13 @@ from pathlib import Path
 
 import pytest
 from mimir_edge.core.limits import TenantLimits
+from mimir_edge.localstack.processes import free_port
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
 
 from tests.stack import Stack, set_limits
+from tests.waiting import wait_for
 
 BODY = compress(rw1_request(Shape(series=20)))
 
@@ -127,8 +133,6 @@ def test_health_answers_serving_and_other_paths_are_404(rls: RlsProcess) -> None
 
 
 def test_health_is_503_until_redis_is_reached(tmp_path: Path) -> None:
-    from mimir_edge.localstack.processes import free_port
-
     stack = Stack(tmp_path)
     try:
         rls = stack.add_rls({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, wait_serving=False)
@@ -169,3 +173,41 @@ def test_mangled_requests_never_take_the_server_down(rls: RlsProcess) -> None:
         sock.sendall(check_bytes(f"after-fuzz-{uuid.uuid4().hex[:8]}"))
         assert read_responses(sock, 1)[0].status == 200
     assert rls.process is not None and "Traceback" not in rls.process.log_path.read_text()
+
+
+def test_a_redis_that_stops_answering_costs_three_timeouts_then_nothing(tmp_path: Path) -> None:
+    """Redis holds the connection but answers nothing (SIGSTOP): the first checks wait out
+    REDIS_TIMEOUT and are admitted by the failure mode; after 3 the breaker is open and checks are
+    answered without waiting. When Redis answers again, decisions are its own again."""
+    redis = RedisServer(tmp_path / "stopped-redis").start()
+    stack = Stack(tmp_path)
+    assert redis.process is not None
+    pid = redis.process.pid
+    try:
+        rls = stack.add_rls({"REDIS_URL": redis.url, "REDIS_TIMEOUT": "0.2"})
+        tenant = f"hung-{uuid.uuid4().hex[:8]}"
+        with connect(rls) as sock:
+            sock.sendall(check_bytes(tenant))
+            assert read_responses(sock, 1)[0].headers["x-mimir-edge-decision"] == "allowed"
+            os.kill(pid, signal.SIGSTOP)
+            waits, decisions = [], []
+            for _ in range(8):
+                started = time.perf_counter()
+                sock.sendall(check_bytes(tenant))
+                (answer,) = read_responses(sock, 1)
+                waits.append(time.perf_counter() - started)
+                decisions.append((answer.status, answer.headers["x-mimir-edge-decision"]))
+            assert decisions == [(200, "failure_allowed")] * 8
+            assert all(0.19 <= w < 1.0 for w in waits[:3]), waits
+            assert all(w < 0.1 for w in waits[3:]), waits
+            os.kill(pid, signal.SIGCONT)
+
+            def decided_by_redis() -> bool:
+                sock.sendall(check_bytes(tenant))
+                return read_responses(sock, 1)[0].headers["x-mimir-edge-decision"] == "allowed"
+
+            wait_for(decided_by_redis, what="decisions from Redis again after SIGCONT")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        stack.close()
+        redis.stop()

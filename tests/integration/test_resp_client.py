@@ -1,9 +1,12 @@
 """The lean pipelining client against a real redis-server: replies in order, errors, AUTH and
-db from the URL, connection loss and reconnection."""
+db from the URL, connection loss and reconnection, timeouts of a Redis that stops answering."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -67,5 +70,36 @@ async def test_connection_loss_fails_calls_then_reconnects(tmp_path: Path) -> No
         server = RedisServer(tmp_path / "b", port=port).start()
         assert await client.call("PING") == b"PONG"
     finally:
+        await client.close()
+        server.stop()
+
+
+async def test_calls_unanswered_in_time_fail_and_later_replies_keep_their_order(tmp_path: Path) -> None:
+    """A Redis that holds the connection but does not answer (stopped with SIGSTOP): each call fails
+    with TimeoutError at its own deadline; once Redis answers again, the stale replies are read off
+    and dropped and every new call gets its own reply."""
+    server = RedisServer(tmp_path / "stopped").start()
+    assert server.process is not None
+    pid = server.process.pid
+    client = RespClient.from_url(server.url)
+    try:
+        assert await client.call("PING", timeout_s=1.0) == b"PONG"
+        os.kill(pid, signal.SIGSTOP)
+        started = time.perf_counter()
+        first = asyncio.ensure_future(client.call("ECHO", "stale-1", timeout_s=0.2))
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(client.call("ECHO", "stale-2", timeout_s=0.2))
+        with pytest.raises(TimeoutError):
+            await first
+        first_at = time.perf_counter() - started
+        with pytest.raises(TimeoutError):
+            await second
+        second_at = time.perf_counter() - started
+        assert 0.19 <= first_at < 0.29 and 0.29 <= second_at < 0.6, (first_at, second_at)
+        os.kill(pid, signal.SIGCONT)
+        replies = await asyncio.gather(*(client.call("ECHO", f"fresh-{i}", timeout_s=2.0) for i in range(20)))
+        assert replies == [f"fresh-{i}".encode() for i in range(20)]
+    finally:
+        os.kill(pid, signal.SIGCONT)
         await client.close()
         server.stop()

@@ -56,11 +56,13 @@ class HttpAuthzServer:
         self.max_body_bytes = max_body_bytes
         self._serving = serving
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
+        # Kept: asyncio.get_running_loop() makes a getpid() system call on every use.
+        self._loop = loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=1024, reuse_address=True)
 
     async def stop(self, grace_s: float) -> None:
@@ -74,7 +76,8 @@ class HttpAuthzServer:
 
     def serve(self, connection: _Connection, request: Request) -> None:
         if request.path.startswith(CHECK_PREFIX):
-            task = asyncio.get_running_loop().create_task(self._check(connection, request))
+            assert self._loop is not None  # a connection means start() ran
+            task = self._loop.create_task(self._check(connection, request))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return

@@ -15,6 +15,10 @@ LATENCY_BUCKETS = (
 OTHER_TENANTS = "__other__"
 
 
+#: decisions, items, and (for a request with a tenant) the tenant's requests and items.
+_Children = tuple[Counter, Counter, Counter | None, Counter | None]
+
+
 class RlsMetrics:
     """Counters and histograms of one RLS process. Tenant labels are bounded: with an allow-list
     only those tenants get their own series; without one the first `max_tenants` seen do. Every
@@ -31,6 +35,9 @@ class RlsMetrics:
         self._max_tenants = max_tenants
         self._allow = frozenset(allow_tenants)
         self._tenants: set[str] = set()
+        #: The counters one decision increments, by (tenant label, outcome, cause): labels() looks
+        #: a child up under a lock each time. Bounded, as the tenant labels are.
+        self._children: dict[tuple[str | None, Outcome, Cause], _Children] = {}
         r = self.registry
         self.decisions = Counter(
             "rls_decisions_total",
@@ -152,9 +159,19 @@ class RlsMetrics:
         return OTHER_TENANTS
 
     def record(self, tenant: str | None, outcome: Outcome, cause: Cause, items: int) -> None:
-        self.decisions.labels(outcome.value, cause.value).inc()
-        self.items.labels(outcome.value).inc(items)
-        if tenant is not None:
-            label = self.tenant_label(tenant)
-            self.tenant_requests.labels(label, outcome.value).inc()
-            self.tenant_items.labels(label, outcome.value).inc(items)
+        label = None if tenant is None else self.tenant_label(tenant)
+        key = (label, outcome, cause)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.decisions.labels(outcome.value, cause.value),
+                self.items.labels(outcome.value),
+                None if label is None else self.tenant_requests.labels(label, outcome.value),
+                None if label is None else self.tenant_items.labels(label, outcome.value),
+            )
+        decisions, all_items, tenant_requests, tenant_items = children
+        decisions.inc()
+        all_items.inc(items)
+        if tenant_requests is not None and tenant_items is not None:
+            tenant_requests.inc()
+            tenant_items.inc(items)

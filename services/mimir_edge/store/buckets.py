@@ -113,16 +113,17 @@ class BucketStore:
 
     async def _decide_direct(self, resp: RespClient, call: BucketCall) -> Decision:
         args = self._args(call)
+        timeout_s = self._timeout_s
         try:
-            async with asyncio.timeout(self._timeout_s):
-                try:
-                    reply = await resp.call(*args)
-                except RespError as exc:
-                    if not str(exc).startswith("NOSCRIPT"):
-                        raise
-                    # A restarted or failed-over Redis forgot the script: load it, call again.
-                    await resp.call("SCRIPT", "LOAD", self._script.source)
-                    reply = await resp.call(*args)
+            # Timeouts per call, kept by the client: asyncio.timeout() would make a timer per decision.
+            try:
+                reply = await resp.call(*args, timeout_s=timeout_s)
+            except RespError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                # A restarted or failed-over Redis forgot the script: load it, call again.
+                await resp.call("SCRIPT", "LOAD", self._script.source, timeout_s=timeout_s)
+                reply = await resp.call(*args, timeout_s=timeout_s)
         except (RespError, OSError, TimeoutError) as exc:  # ConnectionError is an OSError
             raise StoreUnavailable(f"redis EVALSHA failed: {type(exc).__name__}: {exc}") from exc
         decision = self._decision(call, reply)

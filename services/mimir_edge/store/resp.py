@@ -49,24 +49,61 @@ class RespAddress:
 
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
+        # Kept: asyncio.get_running_loop() makes a getpid() system call on every use.
+        self._loop = asyncio.get_running_loop()
         self._reader = hiredis.Reader()
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        #: (deadline, future) of calls with a timeout; one timer, at the earliest, serves them all.
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self.transport: asyncio.Transport | None = None
         self._out: list[bytes] = []
         self.writes = 0
-        self.closed = asyncio.get_running_loop().create_future()
+        self.closed = self._loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport  # type: ignore[assignment]
 
-    def send(self, packed: bytes) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def send(self, packed: bytes, timeout_s: float | None = None) -> asyncio.Future[Any]:
+        """The future of this command's reply; it fails with TimeoutError after `timeout_s`."""
+        loop = self._loop
+        future: asyncio.Future[Any] = loop.create_future()
         self.waiters.append(future)
+        if timeout_s is not None:
+            deadline = loop.time() + timeout_s
+            self._deadlines.append((deadline, future))
+            if self._timer is None or deadline < self._timer_at:
+                self._arm(deadline)
         if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         self._out.append(packed)
         return future
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(deadline, self._expire)
+        self._timer_at = deadline
+
+    def _expire(self) -> None:
+        """Fail the calls past their deadline. Their replies, if they come, are still read off in
+        order and dropped; no per-call timer is made on the hot path. Runs about once per timeout
+        under steady load: most entries are answered by then and only dropped here."""
+        self._timer = None
+        now = self._loop.time()
+        pending: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+        for deadline, future in self._deadlines:
+            if future.done():
+                continue
+            if deadline <= now:
+                future.set_exception(TimeoutError("no reply from Redis in time"))
+            else:
+                pending.append((deadline, future))
+        self._deadlines = pending
+        if pending:
+            self._arm(min(deadline for deadline, _ in pending))
 
     def _flush(self) -> None:
         if self.transport is not None and self._out:
@@ -86,6 +123,10 @@ class _Protocol(asyncio.Protocol):
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
         error = ConnectionError(f"redis connection lost: {exc or 'closed by server'}")
         while self.waiters:
             future = self.waiters.popleft()
@@ -97,7 +138,8 @@ class _Protocol(asyncio.Protocol):
 
 
 class RespClient:
-    """`await client.call("EVALSHA", ...)`: the reply, or RespError / ConnectionError / OSError."""
+    """`await client.call("EVALSHA", ..., timeout_s=0.25)`: the reply, or RespError /
+    ConnectionError / OSError / TimeoutError."""
 
     def __init__(self, address: RespAddress, *, connect_timeout_s: float = 0.25):
         self._address = address
@@ -115,11 +157,12 @@ class RespClient:
     def from_url(cls, url: str, *, connect_timeout_s: float = 0.25) -> RespClient:
         return cls(RespAddress.from_url(url), connect_timeout_s=connect_timeout_s)
 
-    async def call(self, *args: str | int | float | bytes) -> Any:
+    async def call(self, *args: str | int | float | bytes, timeout_s: float | None = None) -> Any:
+        """The reply; TimeoutError when none came within `timeout_s` (connecting has its own)."""
         protocol = self._protocol
         if protocol is None or protocol.closed.done():
             protocol = await self._connect()
-        return await protocol.send(hiredis.pack_command(args))  # type: ignore[arg-type]
+        return await protocol.send(hiredis.pack_command(args), timeout_s)  # type: ignore[arg-type]
 
     async def _connect(self) -> _Protocol:
         # One connection attempt at a time; concurrent callers wait for the same one.
