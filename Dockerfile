@@ -30,6 +30,6 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
        --shell /usr/sbin/nologin mimir
 USER 10001:10001
 WORKDIR /tmp
-# RLS gRPC, RLS admin API/UI, RLS /metrics, overrides-sync /metrics /healthz /readyz.
-EXPOSE 8081 8082 9090 9091
+# RLS gRPC, RLS ext_authz over HTTP, RLS admin API/UI, RLS /metrics, overrides-sync /metrics /healthz /readyz.
+EXPOSE 8081 8083 8082 9090 9091
 CMD ["mimir-rls"]

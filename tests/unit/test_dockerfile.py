@@ -119,9 +119,9 @@ def test_exposes_exactly_the_contract_ports(stages: list[Stage]) -> None:
     exposed = {int(p.split("/")[0]) for args in stages[-1].all("EXPOSE") for p in args.split()}
     rls = parse_settings([], env={})
     sync = sync_parser(env={}).parse_args(["--source", "file", "--path", "x"])
-    contract = {int(addr.rpartition(":")[2]) for addr in (rls.grpc_addr, rls.admin_addr, rls.metrics_addr)}
-    contract.add(int(sync.http_addr.rpartition(":")[2]))
-    assert exposed == contract == {8081, 8082, 9090, 9091}
+    addresses = (rls.grpc_addr, rls.authz_http_addr, rls.admin_addr, rls.metrics_addr, sync.http_addr)
+    contract = {int(addr.rpartition(":")[2]) for addr in addresses}
+    assert exposed == contract == {8081, 8083, 8082, 9090, 9091}
 
 
 def test_starts_a_declared_console_script(stages: list[Stage], pyproject: dict[str, Any]) -> None:
