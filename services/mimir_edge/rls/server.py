@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from typing import Any
@@ -171,6 +172,10 @@ async def serve(settings: RlsSettings) -> None:
             await http_authz.start(*_split(settings.authz_http_addr))
         except OSError as exc:
             raise StartupError(f"cannot listen on AUTHZ_HTTP_ADDR {settings.authz_http_addr}: {exc.strerror}") from None
+    # Everything alive now (modules, grpc, protobuf, prometheus: ~54k objects) lives as long as the
+    # process: a full collection that walks them pauses the decision loop ~20 ms. Frozen, the
+    # collector only looks at what the requests allocate.
+    gc.freeze()
     log.info(
         "rls started",
         grpc_addr=settings.grpc_addr,
