@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import time
 import urllib.request
@@ -154,6 +155,28 @@ def test_missing_tenant_is_401(enforcing, distributor: StandInDistributor) -> No
     assert post(envoy.url, compress(rw1_request(Shape(series=1))), push_headers(None)).status == 401
     headers = push_headers("")
     assert post(envoy.url, compress(rw1_request(Shape(series=1))), headers).status == 401
+
+
+def test_two_tenant_headers_are_refused_not_one_picked(enforcing, distributor: StandInDistributor) -> None:  # type: ignore[no-untyped-def]
+    """A write claiming two tenants gets 401 on either transport (joined "a,b" is no tenant id)."""
+    _, envoy = enforcing
+    body = compress(rw1_request(Shape(series=1)))
+    host, port = envoy.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.putrequest("POST", "/api/v1/push")
+        for key, value in RW1_HEADERS.items():
+            conn.putheader(key, value)
+        first, second = tenant_name("one"), tenant_name("two")
+        conn.putheader("X-Scope-OrgID", first)
+        conn.putheader("X-Scope-OrgID", second)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        reply = conn.getresponse()
+        assert reply.status == 401, reply.read()
+    finally:
+        conn.close()
+    assert distributor.request_count[first] == distributor.request_count[second] == 0
 
 
 def test_unsupported_content_type_is_415(enforcing) -> None:  # type: ignore[no-untyped-def]

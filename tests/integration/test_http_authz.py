@@ -11,6 +11,7 @@ import random
 import signal
 import socket
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,3 +212,25 @@ def test_a_redis_that_stops_answering_costs_three_timeouts_then_nothing(tmp_path
         os.kill(pid, signal.SIGCONT)
         stack.close()
         redis.stop()
+
+
+def test_a_long_pipeline_is_read_at_the_pace_it_is_answered(tmp_path: Path, redis_server: RedisServer) -> None:
+    """40 pipelined checks of 53 KB (2.1 MB) with MAX_REQUEST_BYTES=400000: the server stops reading while
+    more than one request's worth waits, and still answers every one, in order."""
+    stack = Stack(tmp_path)
+    try:
+        rls = stack.add_rls({"REDIS_URL": redis_server.url, "MAX_REQUEST_BYTES": "400000"})
+        body = compress(rw1_request(Shape(series=2000)))
+        assert 40 * len(body) > 2 * 400_000
+        tenants = [f"pipe-{i}-{uuid.uuid4().hex[:6]}" for i in range(40)]
+        with connect(rls) as sock:
+            sock.sendall(b"".join(check_bytes(t, body) for t in tenants))
+            answers = read_responses(sock, len(tenants))
+        assert [(a.status, a.headers.get("x-mimir-edge-items"), a.body) for a in answers] == [(200, "2000", b"")] * len(
+            tenants
+        )
+        samples = urllib.request.urlopen(rls.metrics_url, timeout=5).read().decode()
+        for tenant in tenants:
+            assert f'rls_tenant_requests_total{{decision="allowed",tenant="{tenant}"}} 1.0' in samples
+    finally:
+        stack.close()

@@ -104,3 +104,11 @@ def test_responses_carry_their_length_and_close_when_asked() -> None:
     closed = encode_response(400, body=b"bad", keep_alive=False)
     assert closed.startswith(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 3\r\nconnection: close\r\n\r\n")
     assert encode_response(299).startswith(b"HTTP/1.1 299 Unknown\r\n")
+
+
+def test_a_repeated_header_keeps_every_value_joined_as_envoys_grpc_check_has_it() -> None:
+    parser = RequestParser(max_body_bytes=100)
+    parser.feed(b"POST /x HTTP/1.1\r\nX-Scope-OrgID: a\r\nx-scope-orgid: b\r\n\r\n")
+    (request,) = parse_all(parser)
+    assert request.headers["x-scope-orgid"] == "a,b"
+    assert parser.buffered == 0

@@ -81,7 +81,7 @@ class HttpAuthzServer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        if request.path == HEALTH_PATH and request.method in ("GET", "HEAD"):
+        if request.path == HEALTH_PATH and request.method == "GET":
             status, body = (200, b"SERVING\n") if self._serving() else (503, b"NOT_SERVING\n")
         else:
             status, body = 404, f"no such path; checks go to {CHECK_PREFIX}/...\n".encode()
@@ -106,6 +106,7 @@ class _Connection(asyncio.Protocol):
         self._parser = RequestParser(server.max_body_bytes + HEAD_ROOM_BYTES)
         self._transport: asyncio.Transport | None = None
         self._busy = False
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -120,6 +121,10 @@ class _Connection(asyncio.Protocol):
         self._parser.feed(data)
         if not self._busy:
             self._next()
+        elif self._parser.buffered > self._server.max_body_bytes + HEAD_ROOM_BYTES and self._transport is not None:
+            # Pipelined requests pile up behind the one being decided: stop reading until it is answered.
+            self._transport.pause_reading()
+            self._paused = True
 
     def _next(self) -> None:
         try:
@@ -138,6 +143,9 @@ class _Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():  # Envoy gave up (timeout) and closed
             return
         transport.write(encode_response(status, headers, body, keep_alive=keep_alive))
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
         if keep_alive:
             self._next()
         else:

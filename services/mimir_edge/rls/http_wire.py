@@ -19,7 +19,7 @@ MAX_HEADER_BYTES = 64 * 1024
 class Request:
     method: str
     path: str
-    #: Lower-cased names; a repeated header keeps its last value.
+    #: Lower-cased names; a repeated header's values joined with "," (as Envoy's gRPC Check has them).
     headers: dict[str, str]
     body: bytes
     keep_alive: bool
@@ -44,6 +44,11 @@ class RequestParser:
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes fed and not yet returned as requests."""
+        return len(self._buffer)
 
     def next_request(self) -> Request | None:
         """The next complete request, None until one is; raises WireError on bad input."""
@@ -78,7 +83,8 @@ class RequestParser:
             name, sep, value = line.partition(":")
             if not sep or not name or name != name.strip() or line[0] in " \t":
                 raise WireError(400, f"bad header line {line[:100]!r}")
-            headers[name.lower()] = value.strip(" \t")
+            key, value = name.lower(), value.strip(" \t")
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
         if "transfer-encoding" in headers:
             raise WireError(501, "only Content-Length bodies are served, not Transfer-Encoding")
         length_text = headers.get("content-length", "0")
