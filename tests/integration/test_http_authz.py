@@ -234,3 +234,43 @@ def test_a_long_pipeline_is_read_at_the_pace_it_is_answered(tmp_path: Path, redi
             assert f'rls_tenant_requests_total{{decision="allowed",tenant="{tenant}"}} 1.0' in samples
     finally:
         stack.close()
+
+
+def test_hundreds_of_pipelined_health_checks_are_all_answered(rls: RlsProcess) -> None:
+    with connect(rls) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: rls\r\n\r\n" * 500)
+        answers = read_responses(sock, 500)
+    assert {(a.status, a.body) for a in answers} == {(200, b"SERVING\n")}
+
+
+def test_a_head_request_gets_headers_only_and_the_connection_stays_in_step(rls: RlsProcess) -> None:
+    """Envoy passes the client's method on: a HEAD check's answer must carry no body, or the bytes
+    left over would be read as the next answer."""
+    with connect(rls) as sock:
+        head = check_bytes("").replace(b"POST /ext_authz", b"HEAD /ext_authz")  # no tenant: 401
+        sock.sendall(head + check_bytes(f"after-head-{uuid.uuid4().hex[:8]}"))
+        stream = sock.makefile("rb")
+        assert stream.readline().startswith(b"HTTP/1.1 401 ")
+        lines = []
+        while (line := stream.readline()) != b"\r\n":
+            lines.append(line.decode().lower())
+        assert any(line.startswith("content-length: ") and line.strip() != "content-length: 0" for line in lines)
+        assert stream.readline().startswith(b"HTTP/1.1 200 ")  # the next answer, not a stale body
+
+
+def test_sigterm_closes_idle_connections_and_the_process_exits_cleanly(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    stack = Stack(tmp_path)
+    try:
+        rls = stack.add_rls({"REDIS_URL": redis_server.url})
+        assert rls.process is not None and rls.process.popen is not None
+        with connect(rls) as idle, connect(rls) as busy:
+            busy.sendall(check_bytes(f"drain-{uuid.uuid4().hex[:8]}"))
+            assert read_responses(busy, 1)[0].status == 200
+            rls.process.popen.send_signal(signal.SIGTERM)
+            idle.settimeout(5)
+            assert idle.recv(1) == b""  # closed by the server, nothing half-answered
+            assert rls.process.popen.wait(timeout=15) == 0
+    finally:
+        stack.close()

@@ -30,6 +30,7 @@ CHECK_PREFIX = "/ext_authz"
 HEALTH_PATH = "/healthz"
 #: Room for the request line and headers around a body of MAX_REQUEST_BYTES.
 HEAD_ROOM_BYTES = 64 * 1024
+_TEXT = [("content-type", "text/plain; charset=utf-8")]
 
 
 def check_answer(result: CheckResult) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -59,6 +60,8 @@ class HttpAuthzServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Set by stop(): every answer closes its connection, idle connections are closed.
+        self.draining = False
 
     async def start(self, host: str, port: int) -> None:
         # Kept: asyncio.get_running_loop() makes a getpid() system call on every use.
@@ -66,11 +69,16 @@ class HttpAuthzServer:
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=1024, reuse_address=True)
 
     async def stop(self, grace_s: float) -> None:
-        """Stop accepting, let in-flight checks answer (up to `grace_s`), close every connection."""
+        """Stop accepting; close idle connections; answer the checks in flight with `Connection:
+        close` (up to `grace_s`); then close what is left. A check is never charged and cut off."""
+        self.draining = True
         if self._server is not None:
             self._server.close()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        for connection in list(self.connections):
+            connection.close_if_idle()
+        deadline = time.monotonic() + grace_s
+        while self._tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=left)
         for connection in list(self.connections):
             connection.close()
 
@@ -81,11 +89,11 @@ class HttpAuthzServer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        if request.path == HEALTH_PATH and request.method == "GET":
+        if request.path == HEALTH_PATH and request.method in ("GET", "HEAD"):
             status, body = (200, b"SERVING\n") if self._serving() else (503, b"NOT_SERVING\n")
         else:
             status, body = 404, f"no such path; checks go to {CHECK_PREFIX}/...\n".encode()
-        connection.answer(status, [("content-type", "text/plain; charset=utf-8")], body, request.keep_alive)
+        connection.answer(request, status, _TEXT, body)
 
     async def _check(self, connection: _Connection, request: Request) -> None:
         started = time.perf_counter()
@@ -94,7 +102,7 @@ class HttpAuthzServer:
         except Exception as exc:
             result = self._enforcer.internal_error(exc)
         status, headers, body = check_answer(result)
-        connection.answer(status, headers, body, request.keep_alive)
+        connection.answer(request, status, headers, body)
         self._metrics.check_seconds.observe(time.perf_counter() - started)
 
 
@@ -105,7 +113,10 @@ class _Connection(asyncio.Protocol):
         self._server = server
         self._parser = RequestParser(server.max_body_bytes + HEAD_ROOM_BYTES)
         self._transport: asyncio.Transport | None = None
+        #: A request is being decided; the next waits in the parser.
         self._busy = False
+        #: Inside _next()'s loop: an answer given synchronously must not start another loop.
+        self._dispatching = False
         self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -127,29 +138,49 @@ class _Connection(asyncio.Protocol):
             self._paused = True
 
     def _next(self) -> None:
+        """Serve the buffered requests, one at a time, until one waits for its decision."""
+        self._dispatching = True
         try:
-            request = self._parser.next_request()
-        except WireError as exc:
-            log.warning("bad ext_authz HTTP request", status=exc.status, error=str(exc))
-            self.answer(exc.status, [("content-type", "text/plain; charset=utf-8")], f"{exc}\n".encode(), False)
-            return
-        if request is not None:
-            self._busy = True
-            self._server.serve(self, request)
+            while not self._busy and self._transport is not None and not self._transport.is_closing():
+                try:
+                    request = self._parser.next_request()
+                except WireError as exc:
+                    log.warning("bad ext_authz HTTP request", status=exc.status, error=str(exc))
+                    self._write(encode_response(exc.status, _TEXT, f"{exc}\n".encode(), keep_alive=False), False)
+                    return
+                if request is None:
+                    return
+                self._busy = True
+                self._server.serve(self, request)
+        finally:
+            self._dispatching = False
 
-    def answer(self, status: int, headers: list[tuple[str, str]], body: bytes, keep_alive: bool) -> None:
+    def answer(self, request: Request, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self._busy = False
+        keep_alive = request.keep_alive and not self._server.draining
+        response = encode_response(status, headers, body, keep_alive=keep_alive, head=request.method == "HEAD")
+        if not self._write(response, keep_alive):
+            return
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        if not self._dispatching:
+            self._next()
+
+    def _write(self, response: bytes, keep_alive: bool) -> bool:
+        """Send; False when the connection is gone or now closing."""
         transport = self._transport
         if transport is None or transport.is_closing():  # Envoy gave up (timeout) and closed
-            return
-        transport.write(encode_response(status, headers, body, keep_alive=keep_alive))
-        if self._paused:
-            self._paused = False
-            transport.resume_reading()
-        if keep_alive:
-            self._next()
-        else:
+            return False
+        transport.write(response)
+        if not keep_alive:
             transport.close()
+            return False
+        return True
+
+    def close_if_idle(self) -> None:
+        if not self._busy:
+            self.close()
 
     def close(self) -> None:
         if self._transport is not None:

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 #: Envoy's own default limit for request headers is 60 KiB.
 MAX_HEADER_BYTES = 64 * 1024
+#: Longer Content-Length values are refused before int() (an exabyte has 19 digits).
+_MAX_LENGTH_DIGITS = 18
+#: Inside a head only CRLF ends a line: a bare CR or LF (or a NUL) could hide a header in another.
+_FORBIDDEN_IN_HEAD = ("\r", "\n", "\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,8 @@ class RequestParser:
     def _parse_head(self, head: bytes) -> tuple[str, str, dict[str, str], bool]:
         text = head.decode("latin-1")
         request_line, *lines = text.split("\r\n")
+        if any(c in line for line in (request_line, *lines) for c in _FORBIDDEN_IN_HEAD):
+            raise WireError(400, "bare CR, LF or NUL in the request head")
         parts = request_line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise WireError(400, f"bad request line {request_line[:100]!r}")
@@ -88,7 +94,7 @@ class RequestParser:
         if "transfer-encoding" in headers:
             raise WireError(501, "only Content-Length bodies are served, not Transfer-Encoding")
         length_text = headers.get("content-length", "0")
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit() and len(length_text) <= _MAX_LENGTH_DIGITS):
             raise WireError(400, f"bad Content-Length {length_text[:40]!r}")
         length = int(length_text)
         if length > self._max_body_bytes:
@@ -100,14 +106,20 @@ class RequestParser:
 
 
 def encode_response(
-    status: int, headers: Iterable[tuple[str, str]] = (), body: bytes = b"", *, keep_alive: bool = True
+    status: int,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    *,
+    keep_alive: bool = True,
+    head: bool = False,
 ) -> bytes:
-    """One HTTP/1.1 response with its Content-Length (and Connection: close when closing)."""
+    """One HTTP/1.1 response with its Content-Length (and Connection: close when closing). For a
+    HEAD request (`head`), the length is the body's but the body is not sent: the client reads none."""
     lines = [f"HTTP/1.1 {status} {_phrase(status)}", f"content-length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in headers]
     if not keep_alive:
         lines.append("connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body)
 
 
 def _phrase(status: int) -> str:

@@ -8,6 +8,7 @@ into per-node pipelines. Both count their round trips.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -113,17 +114,18 @@ class BucketStore:
 
     async def _decide_direct(self, resp: RespClient, call: BucketCall) -> Decision:
         args = self._args(call)
-        timeout_s = self._timeout_s
+        # One budget for the whole decision, kept by the client's timer (asyncio.timeout() would
+        # make a timer per decision); the rare second and third calls get what is left of it.
+        started = time.monotonic()
         try:
-            # Timeouts per call, kept by the client: asyncio.timeout() would make a timer per decision.
             try:
-                reply = await resp.call(*args, timeout_s=timeout_s)
+                reply = await resp.call(*args, timeout_s=self._timeout_s)
             except RespError as exc:
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
                 # A restarted or failed-over Redis forgot the script: load it, call again.
-                await resp.call("SCRIPT", "LOAD", self._script.source, timeout_s=timeout_s)
-                reply = await resp.call(*args, timeout_s=timeout_s)
+                await resp.call("SCRIPT", "LOAD", self._script.source, timeout_s=self._left(started))
+                reply = await resp.call(*args, timeout_s=self._left(started))
         except (RespError, OSError, TimeoutError) as exc:  # ConnectionError is an OSError
             raise StoreUnavailable(f"redis EVALSHA failed: {type(exc).__name__}: {exc}") from exc
         decision = self._decision(call, reply)
@@ -141,6 +143,9 @@ class BucketStore:
             for i, reply in zip(missing, retried, strict=True):
                 replies[i] = reply
         return [self._decision(call, reply) for call, reply in zip(calls, replies, strict=True)]
+
+    def _left(self, started: float) -> float:
+        return max(0.0, self._timeout_s - (time.monotonic() - started))
 
     def _args(self, call: BucketCall) -> tuple[str | int, ...]:
         d = call.defaults

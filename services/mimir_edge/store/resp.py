@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
+import itertools
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -53,8 +56,10 @@ class _Protocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._reader = hiredis.Reader()
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
-        #: (deadline, future) of calls with a timeout; one timer, at the earliest, serves them all.
-        self._deadlines: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+        #: Heap of (deadline, sequence, future) of the calls with a timeout; one timer, at the
+        #: earliest deadline, serves them all.
+        self._deadlines: list[tuple[float, int, asyncio.Future[Any]]] = []
+        self._sequence = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self.transport: asyncio.Transport | None = None
@@ -73,7 +78,7 @@ class _Protocol(asyncio.Protocol):
         self.waiters.append(future)
         if timeout_s is not None:
             deadline = loop.time() + timeout_s
-            self._deadlines.append((deadline, future))
+            heapq.heappush(self._deadlines, (deadline, next(self._sequence), future))
             if self._timer is None or deadline < self._timer_at:
                 self._arm(deadline)
         if not self._out:
@@ -89,21 +94,19 @@ class _Protocol(asyncio.Protocol):
 
     def _expire(self) -> None:
         """Fail the calls past their deadline. Their replies, if they come, are still read off in
-        order and dropped; no per-call timer is made on the hot path. Runs about once per timeout
-        under steady load: most entries are answered by then and only dropped here."""
+        order and dropped; no per-call timer is made on the hot path. Under steady load this runs
+        about once per timeout and only drops answered entries; each costs O(log n) once."""
         self._timer = None
         now = self._loop.time()
-        pending: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
-        for deadline, future in self._deadlines:
-            if future.done():
-                continue
-            if deadline <= now:
+        heap = self._deadlines
+        while heap:
+            deadline, _, future = heap[0]
+            if not future.done():
+                if deadline > now:
+                    self._arm(deadline)
+                    return
                 future.set_exception(TimeoutError("no reply from Redis in time"))
-            else:
-                pending.append((deadline, future))
-        self._deadlines = pending
-        if pending:
-            self._arm(min(deadline for deadline, _ in pending))
+            heapq.heappop(heap)
 
     def _flush(self) -> None:
         if self.transport is not None and self._out:
@@ -158,10 +161,16 @@ class RespClient:
         return cls(RespAddress.from_url(url), connect_timeout_s=connect_timeout_s)
 
     async def call(self, *args: str | int | float | bytes, timeout_s: float | None = None) -> Any:
-        """The reply; TimeoutError when none came within `timeout_s` (connecting has its own)."""
+        """The reply; TimeoutError when none came within `timeout_s`, connecting included."""
         protocol = self._protocol
         if protocol is None or protocol.closed.done():
-            protocol = await self._connect()
+            if timeout_s is None:
+                protocol = await self._connect()
+            else:  # rare: the first call, or after the connection was lost
+                started = time.monotonic()
+                async with asyncio.timeout(timeout_s):
+                    protocol = await self._connect()
+                timeout_s = max(0.0, timeout_s - (time.monotonic() - started))
         return await protocol.send(hiredis.pack_command(args), timeout_s)  # type: ignore[arg-type]
 
     async def _connect(self) -> _Protocol:
