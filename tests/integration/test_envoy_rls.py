@@ -8,6 +8,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -240,9 +241,9 @@ def test_redis_stopped_follows_the_failure_mode(  # type: ignore[no-untyped-def]
         body = compress(rw1_request(Shape(series=10)))
         assert post(envoy.url, body, push_headers(tenant)).status == 200
         redis.stop()
-        replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(3)]
-        assert [r.status for r in replies] == [expected] * 3
-        assert distributor.request_count[tenant] == (4 if expected == 200 else 1)
+        replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(6)]
+        assert [r.status for r in replies] == [expected] * 6
+        assert distributor.request_count[tenant] == (7 if expected == 200 else 1)
         if expected == 503 and transport == "grpc":  # over HTTP the 503 is Envoy's own (status_on_error)
             assert replies[0].headers["retry-after"] == "1"
             assert replies[0].headers["x-mimir-edge-reason"] == "store_unavailable"
@@ -251,8 +252,35 @@ def test_redis_stopped_follows_the_failure_mode(  # type: ignore[no-untyped-def]
             metric_samples(rls.metrics_url)[
                 ("rls_decisions_total", (("decision", reason), ("reason", "store_unavailable")))
             ]
-            == 3
+            == 6
         )
+    finally:
+        redis.stop()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_503_verdicts_never_eject_a_replica(  # type: ignore[no-untyped-def]
+    stack: Stack, tmp_path: Path, distributor: StandInDistributor, transport: str
+) -> None:
+    """Redis down with FAILURE_MODE_ALLOW=false: every replica answers 503. Those are verdicts,
+    not broken replicas: Envoy's outlier detection must eject none (over HTTP a 503 is an upstream
+    5xx to Envoy; with two replicas, one could be ejected)."""
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        replicas = [stack.add_rls({"REDIS_URL": redis.url, "FAILURE_MODE_ALLOW": "false"}) for _ in range(2)]
+        addresses = [r.grpc_addr if transport == "grpc" else r.authz_http_addr for r in replicas]
+        options = replace(
+            envoy_options(replicas[0], distributor.port, transport, failure_mode_allow=False),
+            rls=tuple((host, int(port)) for host, port in (a.split(":") for a in addresses)),
+        )
+        envoy = stack.add_envoy(options)
+        body = compress(rw1_request(Shape(series=10)))
+        redis.stop()
+        statuses = [post(envoy.url, body, push_headers(tenant_name("no-eject"))).status for _ in range(12)]
+        assert statuses == [503] * 12
+        stats = envoy.stats().splitlines()
+        assert "cluster.rls.outlier_detection.ejections_enforced_total: 0" in stats
+        assert "cluster.rls.outlier_detection.ejections_active: 0" in stats
     finally:
         redis.stop()
 

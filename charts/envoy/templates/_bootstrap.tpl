@@ -76,8 +76,8 @@ static_resources:
                           cluster: rls
                           timeout: {{ $authzTimeout }}
                         path_prefix: /ext_authz
-                        # Retry on another replica when one is gone; an answer (even the RLS's 503)
-                        # is the decision.
+                        # Retried only on transport failures. (A 5xx answer is not retried; Envoy takes
+                        # it for an authorization-server error: failure_mode_allow / status_on_error.)
                         retry_policy:
                           retry_on: connect-failure,reset
                           num_retries: 2
@@ -200,8 +200,20 @@ static_resources:
           grpc_health_check: {}
           {{- end }}
       outlier_detection:
+        {{- if $http }}
+        # Over HTTP a verdict can be a 5xx (503 while Redis is down and failureModeAllow is false):
+        # an answer, not a broken replica. Only Envoy's own errors (connect, reset, timeout) eject.
+        split_external_local_origin_errors: true
+        consecutive_local_origin_failure: 2
+        enforcing_consecutive_local_origin_failure: 100
+        enforcing_consecutive_5xx: 0
+        enforcing_consecutive_gateway_failure: 0
+        enforcing_success_rate: 0
+        {{- else }}
+        # A Check answers HTTP 200 whatever the verdict: only transport failures count.
         consecutive_gateway_failure: 2
         enforcing_consecutive_gateway_failure: 100
+        {{- end }}
         interval: 1s
         base_ejection_time: 5s
         max_ejection_percent: 50

@@ -129,9 +129,24 @@ def _rls_cluster(endpoints: tuple[tuple[str, int], ...], transport: str) -> dict
             **({"grpc_health_check": {}} if grpc else {"http_health_check": {"path": HEALTH_PATH}}),
         }
     ]
+    if grpc:
+        # A Check always answers with HTTP 200 (the verdict is in the message): only transport
+        # failures count.
+        ejection: dict[str, Any] = {"consecutive_gateway_failure": 2, "enforcing_consecutive_gateway_failure": 100}
+    else:
+        # Over HTTP a verdict can be a 5xx (503 while Redis is down and FAILURE_MODE_ALLOW=false):
+        # an answer, not a broken replica. Only errors of Envoy's own making (connect failure,
+        # reset, timeout) eject.
+        ejection = {
+            "split_external_local_origin_errors": True,
+            "consecutive_local_origin_failure": 2,
+            "enforcing_consecutive_local_origin_failure": 100,
+            "enforcing_consecutive_5xx": 0,
+            "enforcing_consecutive_gateway_failure": 0,
+            "enforcing_success_rate": 0,
+        }
     cluster["outlier_detection"] = {
-        "consecutive_gateway_failure": 2,
-        "enforcing_consecutive_gateway_failure": 100,
+        **ejection,
         "interval": "1s",
         "base_ejection_time": "5s",
         "max_ejection_percent": 50,
@@ -174,7 +189,8 @@ def _rls_http_service(timeout_s: float) -> dict[str, Any]:
     return {
         "server_uri": {"uri": "http://rls", "cluster": "rls", "timeout": _duration(timeout_s)},
         "path_prefix": CHECK_PREFIX,
-        # Only transport failures: an answer, even a 503 by the failure mode, is the decision.
+        # Retried only on transport failures. (A 5xx answer is not retried; Envoy takes it for an
+        # authorization-server error and applies failure_mode_allow / status_on_error to it.)
         "retry_policy": _retry_policy("connect-failure,reset"),
         "authorization_response": {
             "allowed_upstream_headers": {"patterns": [{"prefix": "x-mimir-edge-"}]},
