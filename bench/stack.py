@@ -29,7 +29,7 @@ class BenchStack:
     def envoy_options(self, rls: int = 1, transport: str = "grpc") -> EnvoyOptions:
         processes = (self.rls, *self.more_rls)[:rls]
         return EnvoyOptions(
-            rls=tuple(("127.0.0.1", p.grpc_port if transport == "grpc" else p.authz_http_port) for p in processes),
+            rls=tuple(("127.0.0.1", p.authz_port(transport)) for p in processes),
             authz_transport=transport,
             upstream=("127.0.0.1", self.upstream_port),
             listen=("127.0.0.1", 0),

@@ -11,10 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from mimir_edge.httpd import Server
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
 
+class _QuietServer(Server):
     def handle_error(self, request: object, client_address: object) -> None:
         # NGINX closing an idle keep-alive connection (an old worker exiting on reload) is normal.
         if not isinstance(sys.exc_info()[1], ConnectionError):

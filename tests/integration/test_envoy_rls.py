@@ -62,9 +62,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def envoy_options(rls: RlsProcess, upstream_port: int, transport: str = "grpc", **kw: object) -> EnvoyOptions:
     """Envoy in front of `rls`, asking it over gRPC (Check) or over HTTP (the ext_authz HTTP service)."""
-    host, port = (rls.grpc_addr if transport == "grpc" else rls.authz_http_addr).split(":")
     return EnvoyOptions(
-        rls=((host, int(port)),),
+        rls=(("127.0.0.1", rls.authz_port(transport)),),
         authz_transport=transport,
         upstream=("127.0.0.1", upstream_port),
         listen=("127.0.0.1", 0),
@@ -268,10 +267,9 @@ def test_503_verdicts_never_eject_a_replica(  # type: ignore[no-untyped-def]
     redis = RedisServer(tmp_path / "redis").start()
     try:
         replicas = [stack.add_rls({"REDIS_URL": redis.url, "FAILURE_MODE_ALLOW": "false"}) for _ in range(2)]
-        addresses = [r.grpc_addr if transport == "grpc" else r.authz_http_addr for r in replicas]
         options = replace(
             envoy_options(replicas[0], distributor.port, transport, failure_mode_allow=False),
-            rls=tuple((host, int(port)) for host, port in (a.split(":") for a in addresses)),
+            rls=tuple(("127.0.0.1", r.authz_port(transport)) for r in replicas),
         )
         envoy = stack.add_envoy(options)
         body = compress(rw1_request(Shape(series=10)))

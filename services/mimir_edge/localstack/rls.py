@@ -46,6 +46,10 @@ class RlsProcess:
     def authz_http_addr(self) -> str:
         return f"{HOST}:{self.authz_http_port}"
 
+    def authz_port(self, transport: str) -> int:
+        """Where Envoy asks this replica over `transport` (EnvoyOptions.authz_transport)."""
+        return self.grpc_port if transport == "grpc" else self.authz_http_port
+
     @property
     def admin_url(self) -> str:
         return f"http://{HOST}:{self.admin_port}"

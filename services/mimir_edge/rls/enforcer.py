@@ -43,6 +43,21 @@ class CheckResult:
     counts: WriteCounts | None = None
     decision: Decision | None = None
 
+    def headers(self) -> list[tuple[str, str]]:
+        """What Envoy adds, on either transport: to the request it forwards when admitted, to the
+        client's answer when not."""
+        verdict = self.verdict
+        if verdict.admitted:
+            headers = [("x-mimir-edge-decision", verdict.outcome.value)]
+            if self.counts is not None:
+                headers.append(("x-mimir-edge-items", str(self.counts.items)))
+                headers.append(("x-mimir-edge-series", str(self.counts.series)))
+            return headers
+        headers = [("content-type", "text/plain; charset=utf-8"), ("x-mimir-edge-reason", verdict.cause.value)]
+        if verdict.retry_after_s is not None:
+            headers.append(("retry-after", str(verdict.retry_after_s)))
+        return headers
+
 
 class FailureMode(enum.StrEnum):
     """What to do while Redis cannot be reached."""

@@ -39,12 +39,10 @@ def _header(key: str, value: str) -> core.HeaderValueOption:
 def check_response(result: CheckResult) -> authz.CheckResponse:
     """The one place a CheckResult becomes Envoy's answer."""
     verdict = result.verdict
+    headers = [_header(key, value) for key, value in result.headers()]
     if verdict.admitted:
-        headers = [_header("x-mimir-edge-decision", verdict.outcome.value)]
         metadata = struct_pb2.Struct()
         if result.counts is not None:
-            headers.append(_header("x-mimir-edge-items", str(result.counts.items)))
-            headers.append(_header("x-mimir-edge-series", str(result.counts.series)))
             metadata.update({METADATA_HITS: result.counts.items, "series": result.counts.series})
         if result.tenant is not None:
             metadata.update({"tenant": result.tenant})
@@ -53,12 +51,6 @@ def check_response(result: CheckResult) -> authz.CheckResponse:
             ok_response=authz.OkHttpResponse(headers=headers),
             dynamic_metadata=metadata,
         )
-    headers = [
-        _header("content-type", "text/plain; charset=utf-8"),
-        _header("x-mimir-edge-reason", verdict.cause.value),
-    ]
-    if verdict.retry_after_s is not None:
-        headers.append(_header("retry-after", str(verdict.retry_after_s)))
     return authz.CheckResponse(
         status=status_pb2.Status(code=_GRPC_CODES.get(verdict.http_status, code_pb2.PERMISSION_DENIED)),
         denied_response=authz.DeniedHttpResponse(

@@ -35,16 +35,9 @@ _TEXT = [("content-type", "text/plain; charset=utf-8")]
 
 def check_answer(result: CheckResult) -> tuple[int, list[tuple[str, str]], bytes]:
     """The one place a CheckResult becomes the HTTP service's answer."""
-    verdict = result.verdict
+    verdict, headers = result.verdict, result.headers()
     if verdict.admitted:
-        headers = [("x-mimir-edge-decision", verdict.outcome.value)]
-        if result.counts is not None:
-            headers.append(("x-mimir-edge-items", str(result.counts.items)))
-            headers.append(("x-mimir-edge-series", str(result.counts.series)))
         return 200, headers, b""
-    headers = [("content-type", "text/plain; charset=utf-8"), ("x-mimir-edge-reason", verdict.cause.value)]
-    if verdict.retry_after_s is not None:
-        headers.append(("retry-after", str(verdict.retry_after_s)))
     return verdict.http_status, headers, (verdict.message + "\n").encode()
 
 
