@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mimir_edge.core.errors import OverridesError
 from mimir_edge.core.limits import MIMIR_DEFAULTS, TenantLimits
-from mimir_edge.core.overrides import parse_defaults, parse_runtime_overrides
+from mimir_edge.core.overrides import parse_defaults, parse_duration, parse_runtime_overrides
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "overrides"
 
@@ -87,6 +87,10 @@ INVALID = [
     ("invalid_overrides_list.yaml", None, "overrides", "map of tenant"),
     ("invalid_tenant_id.yaml", "tenant/with/slashes", None, "unsupported characters"),
     ("invalid_not_a_map.yaml", None, None, "must be a map"),
+    ("invalid_ha_bool.yaml", "tenant-i", "accept_ha_samples", "true or false"),
+    ("invalid_ha_label.yaml", "tenant-j", "ha_replica_label", "label name"),
+    ("invalid_duration.yaml", "tenant-k", "ha_tracker_failover_timeout", "duration"),
+    ("invalid_duration_text.yaml", "tenant-l", "ha_tracker_failover_timeout", "duration"),
 ]
 
 
@@ -107,3 +111,39 @@ def test_invalid_defaults_name_the_field() -> None:
     with pytest.raises(OverridesError) as err:
         parse_defaults(fixture("defaults_invalid.yaml"))
     assert err.value.field == "ingestion_rate" and err.value.tenant is None
+
+
+def test_ha_and_exemplar_defaults_are_mimirs() -> None:
+    d = MIMIR_DEFAULTS
+    assert (d.accept_ha_samples, d.ha_cluster_label, d.ha_replica_label) == (False, "cluster", "__replica__")
+    assert (d.ha_max_clusters, d.ha_tracker_failover_timeout) == (100, 30.0)
+    assert d.max_global_exemplars_per_user == 0 and not d.exemplars_charged
+
+
+def test_ha_and_exemplar_fields_per_tenant() -> None:
+    parsed = parse_runtime_overrides(fixture("valid_ha_exemplars.yaml"))
+    ha, custom = parsed.tenants["ha-tenant"], parsed.tenants["custom-labels"]
+    assert ha == TenantLimits(
+        accept_ha_samples=True,
+        ha_max_clusters=5,
+        ha_tracker_failover_timeout=90.0,
+        max_global_exemplars_per_user=100000,
+    )
+    assert ha.exemplars_charged
+    assert (custom.ha_cluster_label, custom.ha_replica_label) == ("prom_cluster", "prom_replica")
+    assert custom.ha_tracker_failover_timeout == 0.5
+    assert parsed.ignored_fields == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0.0), ("30s", 30.0), ("1m30s", 90.0), ("500ms", 0.5), ("1h", 3600.0), ("1d2h", 93600.0), ("2w", 1209600.0)],
+)
+def test_durations_as_prometheus_writes_them(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "s", "1s1m", "-1s", "1.5s", "30 s"])
+def test_not_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)

@@ -10,6 +10,7 @@ plain map of limit fields. A document that has anything wrong is rejected whole.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 
 from mimir_edge.core.errors import InvalidTenant, OverridesError
-from mimir_edge.core.limits import FLOAT_FIELDS, LIMIT_FIELDS, MIMIR_DEFAULTS, TenantLimits
+from mimir_edge.core.limits import FIELD_KINDS, LIMIT_FIELDS, MIMIR_DEFAULTS, FieldKind, TenantLimits
 from mimir_edge.core.tenant import validate_tenant_id
 
 try:
@@ -106,7 +107,7 @@ def _tenant_id(tenant: object) -> str:
 def _apply_fields(
     base: TenantLimits, values: Mapping[Any, Any], *, tenant: str | None
 ) -> tuple[TenantLimits, tuple[str, ...]]:
-    changes: dict[str, float | int] = {}
+    changes: dict[str, object] = {}
     unknown: list[str] = []
     for name, value in values.items():
         if name not in LIMIT_FIELDS:
@@ -116,11 +117,44 @@ def _apply_fields(
     return replace(base, **changes), tuple(sorted(unknown))  # type: ignore[arg-type]
 
 
-def _field_value(name: str, value: object, *, tenant: str | None) -> float | int:
-    # bool is an int in Python, but `true` is never a valid limit.
+#: Prometheus label names (`model.LabelName.IsValid`, legacy validation).
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+#: Prometheus `model.ParseDuration`: units largest first, each at most once; "0" alone is allowed.
+_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_DURATION_UNITS_S = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus duration ("30s", "1m30s", "0"); raises ValueError otherwise."""
+    if text == "0":
+        return 0.0
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"not a duration: {text!r}")
+    return float(sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS_S, strict=True) if n))
+
+
+def _field_value(name: str, value: object, *, tenant: str | None) -> object:
+    kind = FIELD_KINDS[name]
+    if kind is FieldKind.BOOL:
+        if not isinstance(value, bool):
+            raise OverridesError(f"must be true or false, got {value!r}", tenant=tenant, field=name)
+        return value
+    if kind is FieldKind.LABEL_NAME:
+        if not isinstance(value, str) or not _LABEL_NAME.fullmatch(value):
+            raise OverridesError(f"must be a label name, got {value!r}", tenant=tenant, field=name)
+        return value
+    if kind is FieldKind.DURATION:
+        try:
+            if isinstance(value, str):
+                return parse_duration(value)
+        except ValueError:
+            pass
+        raise OverridesError(f'must be a duration such as "30s", got {value!r}', tenant=tenant, field=name)
+    # bool is an int in Python, but `true` is never a valid number.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise OverridesError(f"must be a number, got {value!r}", tenant=tenant, field=name)
-    if name in FLOAT_FIELDS:
+    if kind is FieldKind.FLOAT:
         number: float | int = float(value)
         if not math.isfinite(number):
             raise OverridesError(f"must be finite, got {value!r}", tenant=tenant, field=name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict
 
-from mimir_edge.core.limits import FLOAT_FIELDS, LIMIT_FIELDS, TenantLimits
+from mimir_edge.core.limits import FIELD_KINDS, FieldKind, TenantLimits
 
 PREFIX = "mee"
 
@@ -48,20 +48,41 @@ def replica_key(replica_id: str) -> str:
 
 
 def encode_limits(limits: TenantLimits) -> dict[str, str]:
-    """The hash stored for a tenant (or the defaults). Floats use repr: exact round trip."""
-    encoded = {name: repr(value) for name, value in asdict(limits).items()}
+    """The hash stored for a tenant (or the defaults). Floats (durations in seconds) use repr: exact
+    round trip; booleans are "1"/"0", as the Lua script reads them."""
+    encoded = {name: _encode_field(FIELD_KINDS[name], value) for name, value in asdict(limits).items()}
     encoded["request_burst"] = str(limits.request_burst_size)
     encoded["ingestion_burst"] = str(limits.effective_ingestion_burst)
     return encoded
 
 
 def decode_limits(fields: Mapping[bytes | str, bytes | str]) -> TenantLimits:
-    """Inverse of encode_limits; fields it does not know are ignored."""
-    values: dict[str, float | int] = {}
+    """Inverse of encode_limits; fields it does not know are ignored (so are fields a newer writer
+    added, and an older writer's hash lacking new fields decodes with Mimir's defaults for them)."""
+    values: dict[str, object] = {}
     for raw_name, raw_value in fields.items():
         name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
-        if name not in LIMIT_FIELDS:
+        kind = FIELD_KINDS.get(name)
+        if kind is None:
             continue
         text = raw_value.decode() if isinstance(raw_value, bytes) else raw_value
-        values[name] = float(text) if name in FLOAT_FIELDS else int(text)
+        values[name] = _decode_field(kind, text)
     return TenantLimits(**values)  # type: ignore[arg-type]
+
+
+def _encode_field(kind: FieldKind, value: object) -> str:
+    if kind is FieldKind.BOOL:
+        return "1" if value else "0"
+    if kind is FieldKind.LABEL_NAME:
+        return str(value)
+    return repr(value)
+
+
+def _decode_field(kind: FieldKind, text: str) -> object:
+    if kind is FieldKind.BOOL:
+        return text == "1"
+    if kind is FieldKind.LABEL_NAME:
+        return text
+    if kind in (FieldKind.FLOAT, FieldKind.DURATION):
+        return float(text)
+    return int(text)
