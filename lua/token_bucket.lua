@@ -1,19 +1,28 @@
--- One atomic decision for one tenant: requests and items, all or nothing, with Mimir's
--- token bucket semantics (golang.org/x/time/rate AllowN). The pure-Python model is
--- services/mimir_edge/core/token_bucket.py; every float operation happens in the same order
--- in both, and the same scenario tables run against both.
+-- One atomic decision for one write, in Mimir's order: request rate, then HA dedupe (an HA pair's
+-- non-elected replica costs a request and no items), then the ingestion rate; each bucket with
+-- Mimir's token bucket semantics (golang.org/x/time/rate AllowN). The pure-Python model is
+-- services/mimir_edge/core/admission.py (token_bucket.py, ha_tracker.py); every float operation
+-- happens in the same order in both, and the same scenario tables run against both.
 --
 -- KEYS[1]  the tenant's limits hash (written by overrides-sync), same hash tag as KEYS[2]
 -- KEYS[2]  the tenant's bucket hash (written only here): rt/ru = request tokens/updated,
 --          it/iu = item tokens/updated (microseconds)
 -- KEYS[3]  the tenant's emergency override (written by the admin API, expires by its TTL):
 --          any limit field it holds replaces the one from KEYS[1]; mode = enforce | shadow
--- ARGV     requests, items,
+-- KEYS[4]  the tenant's HA tracker hash: field = cluster, value = "<last seen us> <failovers> <replica>"
+--          (written only here, when the tenant has accept_ha_samples)
+-- ARGV     requests, items (samples + histograms + metadata),
 --          default request_rate, request_burst, ingestion_rate, ingestion_burst,
---          max_idle_ms, now_us ('' = Redis TIME)
+--          max_idle_ms, now_us ('' = Redis TIME),
+--          exemplars, default max_global_exemplars_per_user, accept_ha_samples ('1'|'0'),
+--          ha_cluster_label, ha_replica_label, ha_max_clusters, ha_tracker_failover_timeout (s),
+--          ha_forget_ms, then the first series' labels as name, value, name, value, ...
 -- Returns  {allowed 0|1, reason, remaining requests, remaining items, retry_after_us (-1 = never),
 --           now_us, expire_ms, request_rate, request_burst, ingestion_rate, ingestion_burst,
---           tenant_limits 0|1, override mode ('' = no override)}; floats as "%.17g" strings, which round-trip exactly.
+--           tenant_limits 0|1, override mode ('' = no override), ha outcome, items charged,
+--           elected replica, then the HA and exemplar limits that applied: max exemplars, accept_ha 0|1,
+--           cluster label, replica label, max clusters, failover timeout (us)};
+--           floats as "%.17g" strings, which round-trip exactly.
 
 local MICROS = 1000000
 local NEVER = -1
@@ -31,12 +40,26 @@ else
   now = tonumber(t[1]) * MICROS + tonumber(t[2])
 end
 
-local l = redis.call('HMGET', KEYS[1], 'request_rate', 'request_burst', 'ingestion_rate', 'ingestion_burst')
+local l = redis.call('HMGET', KEYS[1], 'request_rate', 'request_burst', 'ingestion_rate', 'ingestion_burst',
+  'max_global_exemplars_per_user', 'accept_ha_samples', 'ha_cluster_label', 'ha_replica_label', 'ha_max_clusters',
+  'ha_tracker_failover_timeout')
 local tenant_limits = l[3] ~= false
 local request_rate = tonumber(l[1]) or tonumber(ARGV[3])
 local request_burst = tonumber(l[2]) or tonumber(ARGV[4])
 local ingestion_rate = tonumber(l[3]) or tonumber(ARGV[5])
 local ingestion_burst = tonumber(l[4]) or tonumber(ARGV[6])
+local max_exemplars = tonumber(l[5]) or tonumber(ARGV[10])
+local accept_ha = (l[6] or ARGV[11]) == '1'
+local ha_cluster_label = l[7] or ARGV[12]
+local ha_replica_label = l[8] or ARGV[13]
+local ha_max_clusters = tonumber(l[9]) or tonumber(ARGV[14])
+local ha_failover_us = math.floor((tonumber(l[10]) or tonumber(ARGV[15])) * MICROS + 0.5)
+local ha_forget_ms = tonumber(ARGV[16])
+
+-- Mimir clears exemplars for a tenant that keeps none (prePushValidationMiddleware).
+if max_exemplars > 0 then
+  items = items + tonumber(ARGV[9])
+end
 
 local o = redis.call('HMGET', KEYS[3], 'request_rate', 'request_burst', 'ingestion_rate', 'ingestion_burst', 'mode')
 local override = ''
@@ -93,24 +116,77 @@ if limit_requests then
   req_ok, req_over, req_after, req_wait = check(req_tokens, request_rate, request_burst, requests)
 end
 local item_tokens = refill(b[3], b[4], ingestion_rate, ingestion_burst)
-local item_ok, item_over, item_after, item_wait = check(item_tokens, ingestion_rate, ingestion_burst, items)
 
-local reason, wait
-if not req_ok then
-  reason = req_over and 'request_burst' or 'request_rate'
-  wait = req_wait
-elseif not item_ok then
-  reason = item_over and 'ingestion_burst' or 'ingestion_rate'
-  wait = item_wait
+local function reply(allowed, reason, rem_req, rem_items, wait, expire_ms, ha, charged, elected)
+  return {allowed, reason, fmt(rem_req), fmt(rem_items), wait, now, expire_ms,
+    fmt(request_rate), request_burst, fmt(ingestion_rate), ingestion_burst, tenant_limits and 1 or 0, override,
+    ha, charged, elected, max_exemplars, accept_ha and 1 or 0, ha_cluster_label, ha_replica_label, ha_max_clusters,
+    ha_failover_us}
 end
 
-local limits_reply = {fmt(request_rate), request_burst, fmt(ingestion_rate), ingestion_burst,
-  tenant_limits and 1 or 0, override}
+if not req_ok then
+  -- A request refused at the request rate consumes nothing and writes nothing.
+  return reply(0, req_over and 'request_burst' or 'request_rate', req_tokens, item_tokens, req_wait, 0, 'not_ha', items, '')
+end
 
-if reason then
-  -- A denied request consumes nothing and writes nothing.
-  return {0, reason, fmt(req_tokens), fmt(item_tokens), wait, now, 0,
-    limits_reply[1], limits_reply[2], limits_reply[3], limits_reply[4], limits_reply[5], override}
+-- HA dedupe (Mimir's findHALabels + checkReplica): the first series' labels, both non-empty.
+local ha, elected = 'not_ha', ''
+local cluster, replica = '', ''
+if accept_ha then
+  for i = 17, #ARGV - 1, 2 do
+    if ARGV[i] == ha_cluster_label then
+      cluster = ARGV[i + 1]
+    elseif ARGV[i] == ha_replica_label then
+      replica = ARGV[i + 1]
+    end
+  end
+end
+if cluster ~= '' and replica ~= '' then
+  local stored = redis.call('HGET', KEYS[4], cluster)
+  local seen, failovers, current
+  if stored then
+    local s, f, r = string.match(stored, '^(%d+) (%d+) (.*)$')
+    seen, failovers, current = tonumber(s), tonumber(f), r
+    if seen < now - ha_forget_ms * 1000 then
+      stored = false -- forgotten: a new cluster again
+    end
+  end
+  if not stored then
+    local clusters = redis.call('HLEN', KEYS[4])
+    if ha_max_clusters > 0 and clusters >= ha_max_clusters then
+      -- Forget clusters silent for ha_forget_ms before refusing a new one (Mimir's cleanup).
+      local all = redis.call('HGETALL', KEYS[4])
+      local oldest = now - ha_forget_ms * 1000
+      for i = 1, #all, 2 do
+        if tonumber(string.match(all[i + 1], '^(%d+) ')) < oldest then
+          redis.call('HDEL', KEYS[4], all[i])
+          clusters = clusters - 1
+        end
+      end
+    end
+    if ha_max_clusters > 0 and clusters >= ha_max_clusters then
+      return reply(0, 'ha_max_clusters', req_tokens, item_tokens, NEVER, 0, 'too_many_clusters', items, '')
+    end
+    ha, elected, failovers = 'elected', replica, 0
+  elseif current == replica then
+    ha, elected = 'elected', replica
+  elseif now - seen >= ha_failover_us then
+    ha, elected, failovers = 'failover', replica, failovers + 1
+  else
+    ha, elected = 'non_elected', current
+    items = 0
+  end
+  if ha ~= 'non_elected' then
+    -- Written even when the ingestion rate then refuses the request, as in Mimir.
+    redis.call('HSET', KEYS[4], cluster, string.format('%d %d ', now, failovers) .. replica)
+    redis.call('PEXPIRE', KEYS[4], ha_forget_ms)
+  end
+end
+
+local item_ok, item_over, item_after, item_wait = check(item_tokens, ingestion_rate, ingestion_burst, items)
+if not item_ok then
+  return reply(0, item_over and 'ingestion_burst' or 'ingestion_rate', req_tokens, item_tokens, item_wait, 0, ha,
+    items, elected)
 end
 
 local now_s = string.format('%d', now)
@@ -123,5 +199,4 @@ else
 end
 redis.call('PEXPIRE', KEYS[2], expire_ms)
 
-return {1, 'allowed', fmt(req_after), fmt(item_after), 0, now, expire_ms,
-  limits_reply[1], limits_reply[2], limits_reply[3], limits_reply[4], limits_reply[5], override}
+return reply(1, 'allowed', req_after, item_after, 0, expire_ms, ha, items, elected)

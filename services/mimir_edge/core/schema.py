@@ -42,6 +42,12 @@ def override_key(tenant: str) -> str:
     return f"{PREFIX}:{{{tenant}}}:override"
 
 
+def ha_key(tenant: str) -> str:
+    """Hash of the tenant's HA tracker (cluster -> elected replica, last seen, failovers), written
+    only by the Lua script; forgotten after 30 minutes without an HA request."""
+    return f"{PREFIX}:{{{tenant}}}:ha"
+
+
 def replica_key(replica_id: str) -> str:
     """Hash describing one RLS replica (version, mode, breaker state), expiring with its heartbeat."""
     return f"{PREFIX}:replica:{replica_id}"

@@ -17,6 +17,7 @@ import enum
 import math
 from dataclasses import dataclass
 
+from mimir_edge.core.ha_tracker import HA_OFF, HaLimits, HaOutcome
 from mimir_edge.core.limits import TenantLimits
 
 MICROS = 1_000_000
@@ -31,16 +32,20 @@ class Reason(enum.StrEnum):
     REQUEST_BURST = "request_burst"
     INGESTION_RATE = "ingestion_rate"
     INGESTION_BURST = "ingestion_burst"
+    HA_MAX_CLUSTERS = "ha_max_clusters"
 
 
 @dataclass(frozen=True, slots=True)
 class BucketLimits:
-    """The numbers the bucket enforces. `request_rate` 0 = no request limit."""
+    """The numbers one decision enforces. `request_rate` 0 = no request limit; exemplars are
+    charged only when `max_exemplars` (Mimir's `max_global_exemplars_per_user`) is above 0."""
 
     request_rate: float
     request_burst: int
     ingestion_rate: float
     ingestion_burst: int
+    max_exemplars: int = 0
+    ha: HaLimits = HA_OFF
 
     @classmethod
     def from_tenant_limits(cls, limits: TenantLimits) -> BucketLimits:
@@ -49,6 +54,8 @@ class BucketLimits:
             request_burst=limits.request_burst_size,
             ingestion_rate=limits.ingestion_rate,
             ingestion_burst=limits.effective_ingestion_burst,
+            max_exemplars=limits.max_global_exemplars_per_user,
+            ha=HaLimits.from_tenant_limits(limits),
         )
 
 
@@ -80,6 +87,13 @@ class Decision:
     tenant_limits: bool
     #: The mode of an emergency override that applied ("enforce" or "shadow"), else "".
     override: str = ""
+    #: What the HA tracker made of the request (NOT_HA for most tenants).
+    ha: HaOutcome = HaOutcome.NOT_HA
+    #: Items this decision charged (or would have): 0 for a non-elected HA replica, exemplars
+    #: left out for tenants whose exemplars Mimir drops.
+    items_charged: int = 0
+    #: The cluster's elected replica after the decision, for HA requests.
+    elected_replica: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +160,9 @@ def decide(
         wait = 0
 
     if reason is not Reason.ALLOWED:
-        decision = Decision(False, reason, req_tokens, item_tokens, wait, now_us, 0, limits, tenant_limits)
+        decision = Decision(
+            False, reason, req_tokens, item_tokens, wait, now_us, 0, limits, tenant_limits, items_charged=items
+        )
         return state, decision
 
     expire_ms = _full_in_ms(item.tokens_after, limits.ingestion_rate, limits.ingestion_burst, max_idle_ms)
@@ -168,5 +184,6 @@ def decide(
         expire_ms,
         limits,
         tenant_limits,
+        items_charged=items,
     )
     return new_state, decision

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from mimir_edge.core.admission import WriteCharge
 from mimir_edge.core.errors import StoreUnavailable
-from mimir_edge.core.schema import bucket_key, limits_key, override_key
+from mimir_edge.core.ha_tracker import FORGET_MS, HaLimits, HaOutcome
+from mimir_edge.core.schema import bucket_key, ha_key, limits_key, override_key
 from mimir_edge.core.token_bucket import BucketLimits, Decision, Reason
 from mimir_edge.store.client import Redis, RedisConfig, translated_errors
 from mimir_edge.store.coalescer import Coalescer
@@ -26,13 +28,13 @@ from mimir_edge.store.scripts import LuaScript, load_script
 DEFAULT_MAX_IDLE_MS = 24 * 3600 * 1000
 
 _REASONS = {reason.value.encode(): reason for reason in Reason}
+_HA_OUTCOMES = {outcome.value.encode(): outcome for outcome in HaOutcome}
 
 
 @dataclass(frozen=True, slots=True)
 class BucketCall:
     tenant: str
-    requests: int
-    items: int
+    charge: WriteCharge
     defaults: BucketLimits
     now_us: int | None
 
@@ -49,10 +51,12 @@ class BucketStore:
         max_idle_ms: int = DEFAULT_MAX_IDLE_MS,
         max_batch: int = 256,
         max_in_flight: int = 4,
+        ha_forget_ms: int = FORGET_MS,
     ):
         self._redis = redis
         self._timeout_s = timeout_s
         self._max_idle_ms = max_idle_ms
+        self._ha_forget_ms = ha_forget_ms
         self._script: LuaScript = load_script("token_bucket")
         self._coalescer: Coalescer[BucketCall, Decision] = Coalescer(
             self._flush, max_batch=max_batch, max_in_flight=max_in_flight
@@ -80,13 +84,15 @@ class BucketStore:
         self,
         tenant: str,
         *,
-        requests: int,
-        items: int,
+        requests: int = 1,
+        items: int = 0,
         defaults: BucketLimits,
         now_us: int | None = None,
+        charge: WriteCharge | None = None,
     ) -> Decision:
-        """One atomic decision for `tenant`. Raises StoreUnavailable when Redis does not answer."""
-        call = BucketCall(tenant, requests, items, defaults, now_us)
+        """One atomic decision for `tenant` (`charge`, or plain `requests` and `items`). Raises
+        StoreUnavailable when Redis does not answer."""
+        call = BucketCall(tenant, charge or WriteCharge(items=items, requests=requests), defaults, now_us)
         if self._resp is not None:
             self._direct_calls += 1
             return await self._decide_direct(self._resp, call)
@@ -149,22 +155,35 @@ class BucketStore:
 
     def _args(self, call: BucketCall) -> tuple[str | int, ...]:
         d = call.defaults
-        return (
+        charge = call.charge
+        args: tuple[str | int, ...] = (
             "EVALSHA",
             self._script.sha,
-            3,
+            4,
             limits_key(call.tenant),
             bucket_key(call.tenant),
             override_key(call.tenant),
-            call.requests,
-            call.items,
+            ha_key(call.tenant),
+            charge.requests,
+            charge.items,
             repr(d.request_rate),
             d.request_burst,
             repr(d.ingestion_rate),
             d.ingestion_burst,
             self._max_idle_ms,
             "" if call.now_us is None else call.now_us,
+            charge.exemplars,
+            d.max_exemplars,
+            "1" if d.ha.accept_ha_samples else "0",
+            d.ha.cluster_label,
+            d.ha.replica_label,
+            d.ha.max_clusters,
+            repr(d.ha.failover_timeout_us / 1_000_000),
+            self._ha_forget_ms,
         )
+        if not charge.first_series_labels:
+            return args
+        return args + tuple(part for label in charge.first_series_labels for part in label)
 
     async def _run(self, calls: Sequence[BucketCall]) -> list[object]:
         self._pipelines += 1
@@ -202,7 +221,18 @@ class BucketStore:
                 request_burst=int(r[8]),
                 ingestion_rate=float(r[9]),
                 ingestion_burst=int(r[10]),
+                max_exemplars=int(r[16]),
+                ha=HaLimits(
+                    accept_ha_samples=r[17] == 1,
+                    cluster_label=r[18].decode(),
+                    replica_label=r[19].decode(),
+                    max_clusters=int(r[20]),
+                    failover_timeout_us=int(r[21]),
+                ),
             ),
             tenant_limits=r[11] == 1,
             override=r[12].decode() if r[12] else "",
+            ha=_HA_OUTCOMES[r[13]],
+            items_charged=int(r[14]),
+            elected_replica=r[15].decode(),
         )
