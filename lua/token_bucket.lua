@@ -109,7 +109,8 @@ local function fmt(x)
   return string.format('%.17g', x)
 end
 
-local limit_requests = request_rate > 0
+-- Mimir: request burst 0 is a burst of MaxInt (requestRateStrategy), so no limit either.
+local limit_requests = request_rate > 0 and request_burst > 0
 local req_tokens, req_ok, req_over, req_after, req_wait = 0, true, false, 0, 0
 if limit_requests then
   req_tokens = refill(b[1], b[2], request_rate, request_burst)

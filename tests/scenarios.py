@@ -100,10 +100,12 @@ SCENARIOS = [
         ],
     ),
     Scenario(
-        "request limit without burst denies every request",
+        # Mimir's requestRateStrategy gives a zero request burst MaxInt tokens: no request limit.
+        "request burst 0 means no request limit",
         [
-            SetLimits(limits(request_rate=5, request_burst_size=0)),
-            Call(0, 1, False, Reason.REQUEST_BURST, retry_after_us=NEVER),
+            SetLimits(limits(request_rate=5, request_burst_size=0, ingestion_rate=10, ingestion_burst_size=10)),
+            Call(0, 0, True, repeat=50),
+            Call(0, 10, True, remaining_items=0),
         ],
     ),
     Scenario(

@@ -47,8 +47,9 @@ class TenantLimits:
 
     @property
     def request_rate_limited(self) -> bool:
-        """Mimir: `request_rate` 0 switches the request rate limit off."""
-        return self.request_rate > 0
+        """Mimir: `request_rate` 0 switches the request rate limit off, and so does
+        `request_burst_size` 0 (its limiter then gets a burst of MaxInt: `requestRateStrategy`)."""
+        return self.request_rate > 0 and self.request_burst_size > 0
 
     @property
     def exemplars_charged(self) -> bool:

@@ -5,7 +5,8 @@ requests and items, all or nothing:
 - a bucket holds at most `burst` tokens and refills at `rate` tokens per second;
 - a request needing more than `burst` can never pass (reported as a burst denial);
 - a denied request consumes nothing and writes nothing;
-- the request dimension is checked first, as Mimir does; request rate 0 means no limit.
+- the request dimension is checked first, as Mimir does; request rate 0 or request burst 0
+  means no request limit (Mimir gives a zero burst MaxInt tokens).
 Time is in integer microseconds. The same scenario tables run against this model and against
 the Lua script on real Redis, and every float operation happens in the same order in both, so
 their answers are identical, not just close.
@@ -140,7 +141,8 @@ def decide(
     tenant_limits: bool = True,
 ) -> tuple[BucketState, Decision]:
     """Decide one call; return the state to store (unchanged on denial) and the decision."""
-    limit_requests = limits.request_rate > 0
+    # Mimir: request burst 0 is a burst of MaxInt (`requestRateStrategy`), so no limit either.
+    limit_requests = limits.request_rate > 0 and limits.request_burst > 0
     req_tokens = 0.0
     req = _Check(True, False, 0.0, 0)
     if limit_requests:
