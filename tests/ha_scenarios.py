@@ -142,7 +142,9 @@ HA_SCENARIOS = [
     ),
     HaScenario(
         "a non-elected replica's exemplars are not charged either",
-        TenantLimits(accept_ha_samples=True, ingestion_rate=10, ingestion_burst_size=100, max_global_exemplars_per_user=5),
+        TenantLimits(
+            accept_ha_samples=True, ingestion_rate=10, ingestion_burst_size=100, max_global_exemplars_per_user=5
+        ),
         [
             Write(0, 40, R1, True, HaOutcome.ELECTED, 50, 50, elected="replica-1", exemplars=10),
             Write(0, 40, R2, True, HaOutcome.NON_ELECTED, 0, 50, elected="replica-1", exemplars=10),
