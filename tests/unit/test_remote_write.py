@@ -181,3 +181,62 @@ def test_mutated_valid_bodies_never_raise_anything_else(data: st.DataObject) -> 
         assert exc.http_status == 400
     else:
         assert counts.decompressed_bytes == cut
+
+
+def _rw1_ha_request(first: list[tuple[str, str]], second: list[tuple[str, str]]) -> bytes:
+    from mimir_edge.proto.prometheus import remote_pb2
+
+    req = remote_pb2.WriteRequest()
+    for labels in (first, second):
+        series = req.timeseries.add()
+        for name, value in labels:
+            series.labels.add(name=name, value=value)
+        series.samples.add(value=1, timestamp=1)
+    return req.SerializeToString()
+
+
+def _rw2_ha_request(first: list[tuple[str, str]], second: list[tuple[str, str]]) -> bytes:
+    from mimir_edge.proto.io.prometheus.write.v2 import types_pb2 as v2
+
+    symbols = [""]
+    req = v2.Request()
+    for labels in (first, second):
+        refs = []
+        for part in (text for label in labels for text in label):
+            if part not in symbols:
+                symbols.append(part)
+            refs.append(symbols.index(part))
+        series = req.timeseries.add(labels_refs=refs)
+        series.samples.add(value=1, timestamp=1)
+    req.symbols.extend(symbols)
+    return req.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("build", "content_type"), [(_rw1_ha_request, RW1_TYPE), (_rw2_ha_request, RW2_TYPE)], ids=["rw1", "rw2"]
+)
+def test_first_series_labels_for_the_ha_tracker(build, content_type: str) -> None:  # type: ignore[no-untyped-def]
+    first = [("__name__", "up"), ("cluster", "ha-1"), ("__replica__", "replica-1")]
+    second = [("__name__", "up"), ("cluster", "other"), ("__replica__", "replica-9")]
+    counts = count_write_request(
+        compress(build(first, second)), content_type=content_type, max_decompressed_bytes=LIMIT
+    )
+    assert counts.first_series_labels == tuple(first)
+    assert counts.items_without_exemplars == 2
+
+
+def test_no_series_no_labels() -> None:
+    counts = count_write_request(
+        compress(rw1_request(Shape(series=0))), content_type=RW1_TYPE, max_decompressed_bytes=LIMIT
+    )
+    assert counts.first_series_labels == ()
+
+
+def test_rw2_label_refs_out_of_the_symbols_table_are_not_ha() -> None:
+    from mimir_edge.proto.io.prometheus.write.v2 import types_pb2 as v2
+
+    req = v2.Request(symbols=["", "cluster", "ha-1"])
+    req.timeseries.add(labels_refs=[1, 2, 1, 7]).samples.add(value=1, timestamp=1)
+    counts = count_write_request(compress(req.SerializeToString()), content_type=RW2_TYPE, max_decompressed_bytes=LIMIT)
+    assert counts.first_series_labels == ()
+    assert counts.float_samples == 1

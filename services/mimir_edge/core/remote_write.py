@@ -9,6 +9,7 @@ nested message in C, and Python never builds one object per series.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import snappy
@@ -27,6 +28,9 @@ class Protocol(enum.Enum):
     RW2 = RW2_PROTO
 
 
+Labels = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class WriteCounts:
     """What one remote_write request carries."""
@@ -38,11 +42,19 @@ class WriteCounts:
     exemplars: int
     metadata: int
     decompressed_bytes: int
+    #: The first series' labels (RW2: resolved through the symbols table): where Mimir's HA
+    #: tracker looks for the cluster and replica labels (`findHALabels`).
+    first_series_labels: Labels = ()
 
     @property
     def items(self) -> int:
-        """Items as Mimir's ingestion rate limit counts them."""
+        """Every item the request carries: samples, histograms, exemplars and metadata."""
         return self.float_samples + self.histogram_samples + self.exemplars + self.metadata
+
+    @property
+    def items_without_exemplars(self) -> int:
+        """Samples, histograms and metadata: what Mimir charges whatever the tenant's exemplar limit."""
+        return self.float_samples + self.histogram_samples + self.metadata
 
 
 def protocol_for(content_type: str | None) -> Protocol:
@@ -129,9 +141,30 @@ def _reject_wrong_wire_types(*messages: Message) -> None:
                 raise InvalidBody(f"field {unknown.field_number} of {name} has wire type {unknown.wire_type}")
 
 
+def _label_text(value: bytes) -> str:
+    # Label values are compared, not shown: an invalid UTF-8 byte (which Mimir's validation
+    # refuses anyway) only has to stay different from the valid values.
+    return value.decode("utf-8", "replace")
+
+
+def _first_series_labels_rw1(series: bytes) -> Labels:
+    labels = counting_pb2.SeriesLabels.FromString(series).labels
+    return tuple((_label_text(label.name), _label_text(label.value)) for label in labels)
+
+
+def _first_series_labels_rw2(series: bytes, symbols: Sequence[bytes]) -> Labels:
+    refs = counting_pb2.SeriesLabelRefs.FromString(series).labels_refs
+    if len(refs) % 2 or any(ref >= len(symbols) for ref in refs):
+        return ()  # Mimir refuses such a series when it unmarshals it; it is not HA to us.
+    return tuple((_label_text(symbols[refs[i]]), _label_text(symbols[refs[i + 1]])) for i in range(0, len(refs), 2))
+
+
 def _count_rw1(raw: bytes) -> WriteCounts:
     # The shape is counted and freed first, so only one parse's arena is alive at a time.
-    series_count = len(counting_pb2.WriteRequestShape.FromString(raw).timeseries)
+    shape = counting_pb2.WriteRequestShape.FromString(raw)
+    series_count = len(shape.timeseries)
+    first_labels = _first_series_labels_rw1(shape.timeseries[0]) if series_count else ()
+    del shape
     merged = counting_pb2.WriteRequestMerged.FromString(raw)
     series = merged.timeseries
     _reject_wrong_wire_types(merged)
@@ -143,11 +176,15 @@ def _count_rw1(raw: bytes) -> WriteCounts:
         exemplars=len(series.exemplars),
         metadata=len(merged.metadata),
         decompressed_bytes=len(raw),
+        first_series_labels=first_labels,
     )
 
 
 def _count_rw2(raw: bytes) -> WriteCounts:
-    series_count = len(counting_pb2.RequestV2Shape.FromString(raw).timeseries)
+    shape = counting_pb2.RequestV2Shape.FromString(raw)
+    series_count = len(shape.timeseries)
+    first_labels = _first_series_labels_rw2(shape.timeseries[0], shape.symbols) if series_count else ()
+    del shape
     merged = counting_pb2.RequestV2Merged.FromString(raw)
     series = merged.timeseries
     _reject_wrong_wire_types(merged, series)
@@ -159,4 +196,5 @@ def _count_rw2(raw: bytes) -> WriteCounts:
         exemplars=len(series.exemplars),
         metadata=len(series.metadata.type),
         decompressed_bytes=len(raw),
+        first_series_labels=first_labels,
     )

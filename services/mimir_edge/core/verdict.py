@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from mimir_edge.core.errors import EdgeError, InvalidTenant, PayloadTooLarge, UnsupportedMediaType
+from mimir_edge.core.ha_tracker import HaOutcome
 from mimir_edge.core.token_bucket import NEVER, Decision, Reason
 
 
@@ -27,6 +28,9 @@ class Outcome(enum.StrEnum):
     FAILURE_DENIED = "failure_denied"
     #: The request itself is unusable (400, 401, 413, 415).
     REJECTED = "rejected"
+    #: The non-elected replica of an HA pair: forwarded (Mimir answers it 202 and ingests nothing),
+    #: charged one request and no items.
+    NON_ELECTED = "non_elected"
 
 
 class Cause(enum.StrEnum):
@@ -37,6 +41,9 @@ class Cause(enum.StrEnum):
     REQUEST_BURST = Reason.REQUEST_BURST.value
     INGESTION_RATE = Reason.INGESTION_RATE.value
     INGESTION_BURST = Reason.INGESTION_BURST.value
+    HA_MAX_CLUSTERS = Reason.HA_MAX_CLUSTERS.value
+    #: An HA pair's duplicate: another replica of its cluster is elected.
+    HA_NOT_ELECTED = "ha_not_elected"
     INVALID_BODY = "invalid_body"
     MISSING_TENANT = "missing_tenant"
     TOO_LARGE = "too_large"
@@ -57,7 +64,10 @@ class Verdict:
 
     @property
     def admitted(self) -> bool:
-        return self.outcome in (Outcome.ALLOWED, Outcome.SHADOW_DENIED, Outcome.FAILURE_ALLOWED)
+        return self.outcome in ADMITTED
+
+
+ADMITTED = frozenset({Outcome.ALLOWED, Outcome.SHADOW_DENIED, Outcome.FAILURE_ALLOWED, Outcome.NON_ELECTED})
 
 
 def _fmt_rate(rate: float) -> str:
@@ -91,11 +101,21 @@ def denial_message(decision: Decision, items: int) -> str:
             "contact your service administrator."
         )
     if decision.reason is Reason.INGESTION_BURST:
+        # Mimir's newIngestionBurstSizeLimitedError.
         return (
-            f"the request has been rejected because it contains {items} items, more than the tenant's "
-            f"maximum allowed ingestion burst of {lim.ingestion_burst} (ingestion rate limit "
-            f"{_fmt_rate(lim.ingestion_rate)} items/s); a request of this size can never be accepted: send "
-            "smaller batches (err-mimir-edge-request-over-ingestion-burst)."
+            "the request has been rejected because the tenant exceeded the ingestion burst size limit, set to "
+            f"{lim.ingestion_burst}, with {items} items. This limit is applied on the total number of samples, "
+            "exemplars and metadata received across all distributors (err-mimir-tenant-max-ingestion-rate). "
+            "To adjust the related per-tenant limit, configure -distributor.ingestion-burst-size, or contact "
+            "your service administrator."
+        )
+    if decision.reason is Reason.HA_MAX_CLUSTERS:
+        # Mimir's tooManyClustersError.
+        return (
+            "the write request has been rejected because the maximum number of high-availability (HA) "
+            f"clusters has been reached for this tenant (limit: {lim.ha.max_clusters}) "
+            "(err-mimir-tenant-too-many-ha-clusters). To adjust the related per-tenant limit, configure "
+            "-distributor.ha-tracker.max-clusters, or contact your service administrator."
         )
     return (
         "the request has been rejected because the tenant's request rate limit of "
@@ -108,9 +128,13 @@ def verdict_for_decision(decision: Decision, items: int, *, shadow: bool) -> Ver
     """A bucket decision as the client's answer; in shadow mode nothing is denied."""
     cause = Cause(decision.reason.value)
     if decision.allowed:
+        if decision.ha is HaOutcome.NON_ELECTED:
+            return Verdict(Outcome.NON_ELECTED, Cause.HA_NOT_ELECTED, 200)
         return Verdict(Outcome.ALLOWED, cause, 200)
     if shadow:
         return Verdict(Outcome.SHADOW_DENIED, cause, 200, denial_message(decision, items))
+    if decision.reason is Reason.HA_MAX_CLUSTERS:
+        return Verdict(Outcome.DENIED, cause, 400, denial_message(decision, items))
     return Verdict(
         Outcome.DENIED,
         cause,

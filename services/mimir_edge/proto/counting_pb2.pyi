@@ -95,3 +95,23 @@ class MergedMetadataV2(_message.Message):
     help_ref: _containers.RepeatedScalarFieldContainer[int]
     unit_ref: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, type: _Optional[_Iterable[int]] = ..., help_ref: _Optional[_Iterable[int]] = ..., unit_ref: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SeriesLabels(_message.Message):
+    __slots__ = ("labels",)
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.RepeatedCompositeFieldContainer[LabelBytes]
+    def __init__(self, labels: _Optional[_Iterable[_Union[LabelBytes, _Mapping]]] = ...) -> None: ...
+
+class LabelBytes(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: bytes
+    value: bytes
+    def __init__(self, name: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class SeriesLabelRefs(_message.Message):
+    __slots__ = ("labels_refs",)
+    LABELS_REFS_FIELD_NUMBER: _ClassVar[int]
+    labels_refs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, labels_refs: _Optional[_Iterable[int]] = ...) -> None: ...
