@@ -15,7 +15,9 @@ import structlog
 
 from mimir_edge import logs
 from mimir_edge.admin.stats import StatsRecorder
+from mimir_edge.core.admission import WriteCharge, items_to_charge
 from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
+from mimir_edge.core.ha_tracker import HaOutcome
 from mimir_edge.core.remote_write import WriteCounts, count_write_request
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import BucketLimits, Decision
@@ -50,7 +52,8 @@ class CheckResult:
         if verdict.admitted:
             headers = [("x-mimir-edge-decision", verdict.outcome.value)]
             if self.counts is not None:
-                headers.append(("x-mimir-edge-items", str(self.counts.items)))
+                charged = self.decision.items_charged if self.decision is not None else self.counts.items
+                headers.append(("x-mimir-edge-items", str(charged)))
                 headers.append(("x-mimir-edge-series", str(self.counts.series)))
             return headers
         headers = [("content-type", "text/plain; charset=utf-8"), ("x-mimir-edge-reason", verdict.cause.value)]
@@ -131,7 +134,12 @@ class Enforcer:
         if not charge:
             # Recorded when ShouldRateLimit charges it, not here: one request, one decision.
             return CheckResult(Verdict(Outcome.ALLOWED, Cause.COUNTED, 200), tenant, counts)
-        decision, verdict = await self.decide(tenant, requests=1, items=counts.items)
+        write = WriteCharge(
+            items=counts.items_without_exemplars,
+            exemplars=counts.exemplars,
+            first_series_labels=counts.first_series_labels,
+        )
+        decision, verdict = await self.decide(tenant, charge=write)
         return CheckResult(verdict, tenant, counts, decision)
 
     def internal_error(self, error: BaseException) -> CheckResult:
@@ -141,46 +149,64 @@ class Enforcer:
         self._record(None, verdict.outcome, verdict.cause, 0)
         return CheckResult(verdict)
 
-    async def decide(self, tenant: str, *, requests: int, items: int) -> tuple[Decision | None, Verdict]:
-        """One atomic bucket decision with the failure mode and shadow mode applied, recorded."""
+    async def decide(
+        self, tenant: str, *, requests: int = 1, items: int = 0, charge: WriteCharge | None = None
+    ) -> tuple[Decision | None, Verdict]:
+        """One atomic decision (`charge`, or plain `requests` and `items` as the rate limit filter
+        sends them) with the failure mode and shadow mode applied, recorded."""
+        charge = charge or WriteCharge(items=items, requests=requests)
         started = time.perf_counter()
         breaker = self._breaker
         try:
             if breaker is not None and breaker.open:
                 raise StoreUnavailable("redis circuit breaker open")
-            decision = await self._store.decide(tenant, requests=requests, items=items, defaults=self._defaults.limits)
+            decision = await self._store.decide(tenant, charge=charge, defaults=self._defaults.limits)
         except StoreUnavailable as exc:
             self._metrics.store_errors.inc()
             if breaker is not None and not breaker.open:
                 breaker.failure(exc)
-            return self._store_unavailable(tenant, requests, items, exc)
+            return self._store_unavailable(tenant, charge, exc)
         finally:
             self._metrics.redis_seconds.observe(time.perf_counter() - started)
         if breaker is not None:
             breaker.success()
         if self._local is not None:
             self._local.remember(tenant, decision.limits)
-        return decision, self._verdict(tenant, requests, items, decision)
+        return decision, self._verdict(tenant, charge, decision)
 
     def _store_unavailable(
-        self, tenant: str, requests: int, items: int, error: StoreUnavailable
+        self, tenant: str, charge: WriteCharge, error: StoreUnavailable
     ) -> tuple[Decision | None, Verdict]:
         if self._local is not None:
-            decision = self._local.decide(tenant, requests=requests, items=items, defaults=self._defaults.limits)
-            return decision, self._verdict(tenant, requests, items, decision, local=True)
+            decision = self._local.decide(tenant, charge=charge, defaults=self._defaults.limits)
+            return decision, self._verdict(tenant, charge, decision, local=True)
         verdict = verdict_for_store_unavailable(self._config.failure_mode is FailureMode.ALLOW)
-        self._record(tenant, verdict.outcome, verdict.cause, items)
+        self._record(tenant, verdict.outcome, verdict.cause, charge.items + charge.exemplars)
         log.debug("redis unavailable", tenant=tenant, error=str(error), decision=verdict.outcome.value)
         return None, verdict
 
-    def _verdict(self, tenant: str, requests: int, items: int, decision: Decision, *, local: bool = False) -> Verdict:
+    def _verdict(self, tenant: str, charge: WriteCharge, decision: Decision, *, local: bool = False) -> Verdict:
         # An emergency override's mode wins over the replica's (ENFORCEMENT_DISABLED).
         shadow = decision.override == "shadow" if decision.override else self._config.shadow
         if decision.override:
             self._metrics.override_decisions.labels(decision.override).inc()
+        items = decision.items_charged
+        requests = charge.requests
         verdict = verdict_for_decision(decision, items, shadow=shadow)
         if local:
             self._metrics.local_decisions.labels(verdict.outcome.value).inc()
+        if verdict.outcome is Outcome.NON_ELECTED:
+            # What the duplicate carried, none of it charged: its own outcome in metrics and stats.
+            self._metrics.ha_decisions.labels(decision.ha.value).inc()
+            self._record(
+                tenant, verdict.outcome, verdict.cause, items_to_charge(charge, decision.limits), decision.limits
+            )
+            log.debug("decision", tenant=tenant, decision=verdict.outcome.value, elected=decision.elected_replica)
+            return verdict
+        if decision.ha is not HaOutcome.NOT_HA:
+            self._metrics.ha_decisions.labels(decision.ha.value).inc()
+        if decision.ha is HaOutcome.FAILOVER:
+            log.info("ha failover", tenant=tenant, elected=decision.elected_replica)
         self._record(tenant, verdict.outcome, verdict.cause, items, decision.limits)
         if verdict.outcome is Outcome.ALLOWED:
             log.debug("decision", tenant=tenant, decision="allowed", items=items)
@@ -204,5 +230,6 @@ class Enforcer:
                 retry_after_s=verdict.retry_after_s,
                 local=local,
                 override=decision.override or None,
+                ha=decision.ha.value if decision.ha is not HaOutcome.NOT_HA else None,
             )
         return verdict

@@ -42,13 +42,15 @@ class RlsMetrics:
         self.decisions = Counter(
             "rls_decisions_total",
             "Requests decided, by outcome (allowed, denied, shadow_denied, failure_allowed, failure_denied, "
-            "rejected) and reason.",
+            "rejected, non_elected) and reason.",
             ["decision", "reason"],
             registry=r,
         )
         self.items = Counter(
             "rls_items_total",
-            "Items (samples, histograms, exemplars, metadata) in decided requests.",
+            "Items in decided requests: what was charged (or would have been: denied), exemplars only for "
+            "tenants with an exemplar limit; for non_elected (an HA pair's duplicate), what it carried, "
+            "none of it charged.",
             ["decision"],
             registry=r,
         )
@@ -119,6 +121,13 @@ class RlsMetrics:
         )
         self.defaults_loaded = Gauge(
             "rls_defaults_loaded", "1 once the default limits were read from Redis.", registry=r
+        )
+        self.ha_decisions = Counter(
+            "rls_ha_decisions_total",
+            "Requests of tenants with accept_ha_samples that carried both HA labels, by what the HA tracker "
+            "made of them (elected, failover, non_elected, too_many_clusters).",
+            ["outcome"],
+            registry=r,
         )
         self.override_decisions = Counter(
             "rls_emergency_override_decisions_total",
