@@ -25,6 +25,11 @@ HOST = "127.0.0.1"
 INSTALL_HINT = "apt-get install prometheus (Debian's Prometheus 2.42)"
 
 
+def duration(seconds: float) -> str:
+    """A Prometheus duration: whole milliseconds ("500ms", "1000ms")."""
+    return f"{round(seconds * 1000)}ms"
+
+
 def prometheus_binary() -> str:
     return find_program("prometheus", INSTALL_HINT)
 
@@ -47,6 +52,13 @@ class PrometheusProcess:
     targets: Sequence[str] = ()
     scrape_interval_s: float = 1.0
     receiver: bool = False
+    #: Added to every series it sends: an HA pair's `cluster` and `__replica__`.
+    external_labels: Mapping[str, str] = field(default_factory=dict)
+    #: Scrape itself besides `targets` (off: only `targets`, a known number of series).
+    self_scrape: bool = True
+    #: Send metric metadata (Prometheus sends it once a minute, in requests of its own).
+    send_metadata: bool = True
+    batch_send_deadline_s: float = 1.0
     port: int = field(default_factory=free_port)
     process: Process | None = None
 
@@ -55,15 +67,19 @@ class PrometheusProcess:
         return f"http://{HOST}:{self.port}"
 
     def config(self) -> dict[str, Any]:
-        interval = f"{self.scrape_interval_s:g}s"
+        interval = duration(self.scrape_interval_s)
+        own = [f"{HOST}:{self.port}"] if self.self_scrape else []
         scrape = [
             {
                 "job_name": "prometheus",
-                "static_configs": [{"targets": [f"{HOST}:{self.port}", *self.targets]}],
+                "static_configs": [{"targets": [*own, *self.targets]}],
             }
         ]
+        global_config: dict[str, Any] = {"scrape_interval": interval, "evaluation_interval": interval}
+        if self.external_labels:
+            global_config["external_labels"] = dict(self.external_labels)
         config: dict[str, Any] = {
-            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "global": global_config,
             "scrape_configs": [] if self.receiver else scrape,
         }
         if self.remote_writes:
@@ -74,8 +90,9 @@ class PrometheusProcess:
                     "basic_auth": {"username": rw.tenant, "password": rw.password},
                     "remote_timeout": "5s",
                     # Short batches and quick retries, so a test sees results in seconds.
+                    "metadata_config": {"send": self.send_metadata},
                     "queue_config": {
-                        "batch_send_deadline": "1s",
+                        "batch_send_deadline": duration(self.batch_send_deadline_s),
                         "max_samples_per_send": 2000,
                         "min_backoff": "100ms",
                         "max_backoff": "1s",
