@@ -56,8 +56,9 @@ local ha_max_clusters = tonumber(l[9]) or tonumber(ARGV[14])
 local ha_failover_us = math.floor((tonumber(l[10]) or tonumber(ARGV[15])) * MICROS + 0.5)
 local ha_forget_ms = tonumber(ARGV[16])
 
--- Mimir clears exemplars for a tenant that keeps none (prePushValidationMiddleware).
-if max_exemplars > 0 then
+-- Mimir clears exemplars for a tenant that keeps none, and charges nothing for a request without
+-- samples, histograms or metadata (prePushValidationMiddleware).
+if max_exemplars > 0 and items > 0 then
   items = items + tonumber(ARGV[9])
 end
 

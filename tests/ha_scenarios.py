@@ -138,6 +138,8 @@ HA_SCENARIOS = [
         [
             Write(0, 50, (), True, HaOutcome.NOT_HA, 100, 0, exemplars=50),
             Write(0, 51, (), False, HaOutcome.NOT_HA, 101, 0, Reason.INGESTION_BURST, exemplars=50),
+            # Exemplars alone: Mimir ingests and charges nothing.
+            Write(0, 0, (), True, HaOutcome.NOT_HA, 0, 0, exemplars=500),
         ],
     ),
     HaScenario(

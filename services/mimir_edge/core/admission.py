@@ -30,8 +30,12 @@ class WriteCharge:
 
 
 def items_to_charge(charge: WriteCharge, limits: BucketLimits) -> int:
-    """Mimir's `prePushValidationMiddleware`: exemplars are cleared when the tenant keeps none."""
-    return charge.items + (charge.exemplars if limits.max_exemplars > 0 else 0)
+    """Mimir's `prePushValidationMiddleware` (3.1): exemplars are cleared when the tenant keeps none
+    (`max_global_exemplars_per_user` 0), and a request left with no samples, histograms or
+    metadata is charged nothing, exemplars included."""
+    if charge.items == 0 or limits.max_exemplars <= 0:
+        return charge.items
+    return charge.items + charge.exemplars
 
 
 def admit(
