@@ -1,0 +1,80 @@
+"""Exemplars are charged only where Mimir keeps them, at the exact burst boundary, through the RLS's
+real Check path (the ext_authz HTTP service of a real `mimir-rls` on real Redis), RW1 and RW2.
+
+N is computed here from the decoded request by Mimir's rule (`prePushValidationMiddleware`):
+samples + histograms + metadata, plus exemplars only when `max_global_exemplars_per_user` > 0. A
+request needing N is admitted under a burst of exactly N and refused under N - 1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from mimir_edge.core.limits import TenantLimits
+from mimir_edge.localstack.redis import RedisServer
+from mimir_edge.localstack.rls import RlsProcess
+from mimir_edge.localstack.traffic import RW1_HEADERS, RW2_HEADERS, Shape, compress, rw1_request, rw2_request
+from mimir_edge.proto.io.prometheus.write.v2 import types_pb2 as v2
+from mimir_edge.proto.prometheus import remote_pb2
+
+from tests.stack import Stack, set_limits
+
+#: Refill over the whole test is far below one item: the counts are exact without a clock.
+RATE = 0.0001
+SHAPE = Shape(series=40, samples_per_series=2, histograms_per_series=1, exemplars_per_series=3, metadata=5)
+
+
+@pytest.fixture(scope="module")
+def rls(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[RlsProcess]:
+    stack = Stack(tmp_path_factory.mktemp("exemplars"))
+    yield stack.add_rls({"REDIS_URL": redis_server.url})
+    stack.close()
+
+
+def mimir_charge(raw: bytes, protocol: str, exemplar_limit: int) -> int:
+    """What Mimir charges for this request, from the fully decoded message."""
+    if protocol == "rw1":
+        rw1 = remote_pb2.WriteRequest.FromString(raw)
+        samples = sum(len(s.samples) + len(s.histograms) for s in rw1.timeseries)
+        exemplars = sum(len(s.exemplars) for s in rw1.timeseries)
+        metadata = len(rw1.metadata)
+    else:
+        rw2 = v2.Request.FromString(raw)
+        samples = sum(len(s.samples) + len(s.histograms) for s in rw2.timeseries)
+        exemplars = sum(len(s.exemplars) for s in rw2.timeseries)
+        metadata = sum(1 for s in rw2.timeseries if s.metadata.type != v2.Metadata.METRIC_TYPE_UNSPECIFIED)
+    assert samples and exemplars, "the request must carry both for the test to mean anything"
+    return samples + metadata + (exemplars if exemplar_limit > 0 else 0)
+
+
+def check(rls: RlsProcess, tenant: str, body: bytes, headers: dict[str, str]) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", rls.authz_http_port, timeout=10)
+    try:
+        conn.request("POST", "/ext_authz/api/v1/push", body=body, headers={**headers, "x-scope-orgid": tenant})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("exemplar_limit", [0, 100_000], ids=["default-limit-exemplars-free", "limit-charged"])
+@pytest.mark.parametrize("protocol", ["rw1", "rw2"])
+def test_exemplars_at_the_burst_boundary(
+    rls: RlsProcess, redis_server: RedisServer, protocol: str, exemplar_limit: int
+) -> None:
+    raw = rw1_request(SHAPE) if protocol == "rw1" else rw2_request(SHAPE)
+    headers = RW1_HEADERS if protocol == "rw1" else RW2_HEADERS
+    n = mimir_charge(raw, protocol, exemplar_limit)
+    body = compress(raw)
+    for burst, admitted in ((n, True), (n - 1, False)):
+        tenant = f"ex-{protocol}-{exemplar_limit}-{burst}-{uuid.uuid4().hex[:6]}"
+        limits = TenantLimits(
+            ingestion_rate=RATE, ingestion_burst_size=burst, max_global_exemplars_per_user=exemplar_limit
+        )
+        set_limits(redis_server.url, tenant, limits)
+        status = check(rls, tenant, body, dict(headers))
+        assert status == (200 if admitted else 429), f"burst {burst} for a request Mimir charges {n}"
