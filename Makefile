@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTO_SOURCES := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: venv tools test lint typecheck protos bench demo loadtest compose-configs clean
+.PHONY: venv tools test lint typecheck protos bench demo loadtest compose-configs clean parity-doc
 
 venv: $(VENV)/.installed
 
@@ -50,3 +50,7 @@ compose-configs: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Regenerates the parity table in docs/parity.md (checked by tests/unit/test_parity.py).
+parity-doc: venv
+	$(PY) tools/parity_doc.py

@@ -1,0 +1,190 @@
+"""What Mimir charges and what the edge charges, rule by rule: the parity table of docs/parity.md.
+
+Each rule names the Mimir code it follows (Mimir 3.1: the `main` branch after the 3.1.0 release,
+`pkg/distributor`) and, where the edge mirrors it, the function that does. docs/parity.md holds the
+rendered table; tests/unit/test_parity.py fails when the two differ or a named function is gone.
+Regenerate: `python tools/parity_doc.py` (`make parity-doc`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+MIMIR_VERSION = "Mimir 3.1 (main after the 3.1.0 release)"
+BEGIN = "<!-- parity table: generated from services/mimir_edge/core/parity.py by `make parity-doc` -->"
+END = "<!-- end of parity table -->"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    mimir: str
+    edge: str
+    difference: str
+    #: The functions that implement the edge's side ("module:function"); empty when it has none.
+    implemented_by: tuple[str, ...] = ()
+
+
+RULES = (
+    Rule(
+        "Request rate first",
+        "`limitsMiddleware` takes one request token per HTTP request before the body is decoded, also "
+        "for requests then refused (400, 413, 415, HA 202 and 400, ingestion-rate 429).",
+        "One request token in the same Lua call as the items, also for an HA pair's non-elected "
+        "replica. A request the edge refuses as malformed (400/413/415) is not charged; one refused at "
+        "the ingestion rate keeps its request token.",
+        "Less, for tenants with `request_rate` set only: one request token per request refused at the "
+        "ingestion rate or malformed. Neither reaches Mimir's ingesters.",
+        ("mimir_edge.core.token_bucket:decide",),
+    ),
+    Rule(
+        "Request burst 0",
+        "`requestRateStrategy` gives a zero `request_burst_size` a burst of MaxInt: no request limit.",
+        "No request limit when `request_rate` or `request_burst_size` is 0.",
+        "None.",
+        ("mimir_edge.core.token_bucket:decide",),
+    ),
+    Rule(
+        "HA dedupe (per request)",
+        "`prePushHaDedupeMiddleware`, `findHALabels`, `checkReplica` (ha_tracker.go): with "
+        "`accept_ha_samples`, the cluster and replica labels of the request's first series; the first "
+        "replica seen is elected; another replica's request is answered 202 and charged no items; the "
+        "elected one changes once its last-seen time (written at most every `ha_tracker_update_timeout`, "
+        "15 s ± 5 s) is `ha_tracker_failover_timeout` old, from a background loop.",
+        "The same election in the tenant's Redis slot, decided in the same Lua call as the buckets; the "
+        "other replica is elected by its first request at least `ha_tracker_failover_timeout` after the "
+        "elected one's last request.",
+        "More, only around a failover: the edge elects the new replica up to about 35 s (update timeout, "
+        "jitter, one loop tick) before Mimir does; meanwhile it charges the new replica's samples, which "
+        "Mimir answers 202.",
+        ("mimir_edge.core.ha_tracker:ha_labels", "mimir_edge.core.ha_tracker:track"),
+    ),
+    Rule(
+        "HA tracker off in Mimir",
+        "With `-distributor.ha-tracker.enable=false`, a tenant's `accept_ha_samples` strips the replica "
+        "label and dedupes nothing.",
+        "The edge cannot see Mimir's global flag: it dedupes whenever the tenant has `accept_ha_samples`.",
+        "Less: half of an HA pair's items. Set `accept_ha_samples` only where Mimir's HA tracker is on.",
+    ),
+    Rule(
+        "HA dedupe per sample (opt-in since 3.1)",
+        "`ha_tracker_per_sample_dedupe` decides every (cluster, replica) pair of a request.",
+        "Not mirrored: the first series decides for the whole request.",
+        "Either way, only for tenants that enable it and mix clusters in one request.",
+    ),
+    Rule(
+        "Too many HA clusters",
+        "A new cluster beyond `ha_max_clusters` (0 = no limit) is refused with 400 "
+        "(err-mimir-tenant-too-many-ha-clusters); a silent cluster frees its slot 30 to 66 minutes after "
+        "its last sample (`cleanupOldReplicas`).",
+        "The same 400 and message; a cluster silent for 30 minutes is forgotten.",
+        "Less: for up to 36 minutes the edge admits a new cluster that Mimir still refuses (Mimir answers "
+        "the 400 itself). The edge never refuses a cluster Mimir accepts.",
+        ("mimir_edge.core.ha_tracker:track", "mimir_edge.core.ha_tracker:live_clusters"),
+    ),
+    Rule(
+        "Exemplars",
+        "`prePushValidationMiddleware` clears every exemplar of a tenant whose "
+        "`max_global_exemplars_per_user` is 0 (the default); otherwise the exemplars that pass validation "
+        "are charged.",
+        "Exemplars are charged only when `max_global_exemplars_per_user` is above 0.",
+        "None at the default. With a limit: more, by the exemplars Mimir's validation drops.",
+        ("mimir_edge.core.admission:items_to_charge",),
+    ),
+    Rule(
+        "Nothing left to charge",
+        "When no sample, histogram or metadata is left after validation, nothing is charged (an "
+        "exemplar-only request, an empty one).",
+        "A request with no sample, histogram or metadata is charged nothing.",
+        "More, only for requests whose every series is invalid (Mimir answers 400 and charges nothing).",
+        ("mimir_edge.core.admission:items_to_charge",),
+    ),
+    Rule(
+        "Native histograms",
+        "One item per histogram sample, charged even when native histogram ingestion is off.",
+        "The same.",
+        "None.",
+        ("mimir_edge.core.remote_write:count_write_request",),
+    ),
+    Rule(
+        "Metadata",
+        "One item per metadata entry that passes `cleanAndValidateMetadata`; RW2: per series carrying typed metadata.",
+        "One item per RW1 metadata entry; RW2: one per series whose metadata names a type.",
+        "More, by the metadata entries Mimir's validation drops.",
+        ("mimir_edge.core.remote_write:count_write_request",),
+    ),
+    Rule(
+        "Invalid series",
+        "A series failing validation (label count or length, label names, missing metric name, bad "
+        "timestamps) is removed whole before the ingestion rate; the request gets 400 for it.",
+        "Every series is charged.",
+        "More, by the invalid series' items; those requests get Mimir's 400.",
+    ),
+    Rule(
+        "Duplicate timestamps",
+        "Within one series, only the first sample per timestamp is kept and charged.",
+        "Every sample is charged.",
+        "More, by the duplicates (Prometheus never sends them).",
+    ),
+    Rule(
+        "Relabelling and drop_labels",
+        "`metric_relabel_configs` run before the ingestion rate: series they drop are not charged; "
+        "`drop_labels` changes labels, not counts.",
+        "Every series is charged.",
+        "More, for tenants whose relabel rules drop series.",
+    ),
+    Rule(
+        "Burst",
+        "Each distributor has the whole `ingestion_burst_size` (rate divided among distributors); with "
+        "`ingestion_burst_factor`, ceil(factor × rate / distributors) each.",
+        "One bucket for the fleet: `ingestion_burst_size`, or factor × rate.",
+        "Without a factor the edge allows one burst where Mimir allows one per distributor (stricter in "
+        "bursts, equal at the sustained rate). With a factor, a single request between factor × rate / "
+        "distributors and factor × rate is refused by Mimir and admitted by the edge.",
+        ("mimir_edge.core.limits:TenantLimits",),
+    ),
+    Rule(
+        "Charging by Envoy's rate limit filter",
+        "-",
+        "With `charge: ratelimit` the check counts the items before the tenant's limits are known, so "
+        "exemplars are always charged and HA pairs are not deduplicated.",
+        "More, by exemplars and HA duplicates. `charge: check` (the default) has full parity.",
+    ),
+    Rule(
+        "OTLP",
+        "`/otlp/v1/metrics` is converted to series and charged to the same limits.",
+        "Not enforced yet: OTLP writes bypass the edge.",
+        "Less: every OTLP item.",
+    ),
+)
+
+
+def check_implementations() -> list[str]:
+    """The named functions that no longer exist (empty when the table is true to the code)."""
+    missing = []
+    for rule in RULES:
+        for target in rule.implemented_by:
+            module_name, _, attribute = target.partition(":")
+            if not hasattr(importlib.import_module(module_name), attribute):
+                missing.append(f"{rule.name}: {target}")
+    return missing
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render() -> str:
+    """The table, in Markdown, between its markers."""
+    lines = [
+        BEGIN,
+        f"| rule | what {MIMIR_VERSION} does | what the edge does | worst-case difference (edge charges …) | code |",
+        "|---|---|---|---|---|",
+    ]
+    for rule in RULES:
+        code = ", ".join(f"`{t.replace(':', '.')}`" for t in rule.implemented_by) or "-"
+        cells = (rule.name, rule.mimir, rule.edge, rule.difference, code)
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines.append(END)
+    return "\n".join(lines) + "\n"
