@@ -31,6 +31,9 @@ from bench import stack as bench_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench-tenant"
+#: A tenant with accept_ha_samples, written to by the elected replica of an HA pair.
+HA_TENANT = "bench-ha-tenant"
+HA_LABELS = (("__replica__", "replica-1"), ("cluster", "ha-1"))
 BODY_SERIES = (10, 2000)
 OPEN_SECONDS = 6
 ROUNDS = 3
@@ -40,7 +43,9 @@ CLOSED_CONNECTIONS = 16
 ENVOY_WORKERS = 2
 
 
-def _loadgen(mode: str, url: str, body_file: Path, cpus: set[int] | None = None, **kw: Any) -> dict[str, Any]:
+def _loadgen(
+    mode: str, url: str, body_file: Path, cpus: set[int] | None = None, tenant: str = TENANT, **kw: Any
+) -> dict[str, Any]:
     argv = [
         sys.executable,
         "-m",
@@ -51,7 +56,7 @@ def _loadgen(mode: str, url: str, body_file: Path, cpus: set[int] | None = None,
         "--body-file",
         str(body_file),
         "--headers",
-        json.dumps({**RW1_HEADERS, "X-Scope-OrgID": TENANT}),
+        json.dumps({**RW1_HEADERS, "X-Scope-OrgID": tenant}),
     ]
     for key, value in kw.items():
         argv += [f"--{key}", str(value)]
@@ -66,26 +71,35 @@ def _pin(processes: list[Any], cpus: set[int]) -> None:
 
 
 def _row(
-    series: int, target: str, passthrough_url: str, url: str, body_file: Path, cpus: set[int] | None = None
+    series: int,
+    target: str,
+    passthrough_url: str,
+    url: str,
+    body_file: Path,
+    cpus: set[int] | None = None,
+    tenant: str = TENANT,
 ) -> dict[str, Any]:
     """The configuration's maximum rate, then latency at half of it in interleaved rounds with
     passthrough at the same rate (so drift on this shared machine hits both alike). The row
     reports the median round; every round's added latency is kept."""
-    peak = _loadgen("closed", url, body_file, cpus=cpus, seconds=CLOSED_SECONDS, connections=CLOSED_CONNECTIONS)
+    peak = _loadgen(
+        "closed", url, body_file, cpus=cpus, tenant=tenant, seconds=CLOSED_SECONDS, connections=CLOSED_CONNECTIONS
+    )
     time.sleep(0.5)
     rate = max(10.0, round(peak["rate"] / 2))
     rounds = []
     for _ in range(ROUNDS):
         fixed_kw: dict[str, Any] = {"rate": rate, "seconds": OPEN_SECONDS, "connections": 32}
-        base = _loadgen("open", passthrough_url, body_file, cpus=cpus, **fixed_kw)
+        base = _loadgen("open", passthrough_url, body_file, cpus=cpus, tenant=tenant, **fixed_kw)
         time.sleep(0.3)
-        fixed = _loadgen("open", url, body_file, cpus=cpus, **fixed_kw)
+        fixed = _loadgen("open", url, body_file, cpus=cpus, tenant=tenant, **fixed_kw)
         time.sleep(0.3)
         added = {q: round(fixed["latency_ms"][q] - base["latency_ms"][q], 3) for q in ("p50", "p99", "p99.9")}
         rounds.append({"passthrough": base, "fixed_rate": fixed, "added_ms": added})
     median = sorted(rounds, key=lambda r: r["added_ms"]["p50"])[len(rounds) // 2]
     return {
         "series": series,
+        "ha": tenant == HA_TENANT,
         "target": target,
         "rate": rate,
         "passthrough": median["passthrough"],
@@ -123,11 +137,13 @@ def run() -> dict[str, Any]:
         for series in BODY_SERIES:
             bodies[series] = work / f"body-{series}.bin"
             bodies[series].write_bytes(compress(rw1_request(Shape(series=series))))
+        ha_body = work / "body-2000-ha.bin"
+        ha_body.write_bytes(compress(rw1_request(Shape(series=2000, external_labels=HA_LABELS))))
         started: list[Any] = []
         try:
-            stack = bench_stack.start(
-                work, {TENANT: TenantLimits(ingestion_rate=1e12, ingestion_burst_size=10**12)}, started, rls_count=4
-            )
+            unlimited = TenantLimits(ingestion_rate=1e12, ingestion_burst_size=10**12)
+            limits = {TENANT: unlimited, HA_TENANT: replace(unlimited, accept_ha_samples=True)}
+            stack = bench_stack.start(work, limits, started, rls_count=4)
             base = stack.envoy_options(rls=1)
             targets = {
                 "passthrough": replace(base, enforcement_filters=False),
@@ -147,6 +163,9 @@ def run() -> dict[str, Any]:
                 for name in configs:
                     passthrough = f"{envoys['passthrough'].url}/api/v1/push"
                     rows.append(_row(series, name, passthrough, f"{envoys[name].url}/api/v1/push", body_file))
+                    if series == 2000 and name != "ratelimit":
+                        url = f"{envoys[name].url}/api/v1/push"
+                        rows.append(_row(series, name, passthrough, url, ha_body, tenant=HA_TENANT))
             if (os.cpu_count() or 1) >= 2:
                 for name in ("check", "check over HTTP"):
                     rows.append(_own_core_row(stack, envoys, bodies[2000], 2000, name))
@@ -166,6 +185,7 @@ def run() -> dict[str, Any]:
                 process.stop()
     return {
         "body_bytes": {s: len(compress(rw1_request(Shape(series=s)))) for s in BODY_SERIES},
+        "ha_body_bytes": len(compress(rw1_request(Shape(series=2000, external_labels=HA_LABELS)))),
         "open_seconds": OPEN_SECONDS,
         "rounds": ROUNDS,
         "closed_connections": CLOSED_CONNECTIONS,
@@ -198,7 +218,8 @@ def render(result: dict[str, Any]) -> list[str]:
         for part in (row["fixed_rate"], peak, row["passthrough"]):
             bad += sum(n for s, n in part["statuses"].items() if str(s) != "200") + part["errors"]
         lines.append(
-            f"| {row['series']:,} samples | {row['target']} | {row['rate']:,.0f}/s | "
+            f"| {row['series']:,} samples{', HA pair' if row.get('ha') else ''} | {row['target']} | "
+            f"{row['rate']:,.0f}/s | "
             f"{base['p50']} / {base['p99']} / {base['p99.9']} | {lat['p50']} / {lat['p99']} / {lat['p99.9']} | "
             f"**{added['p50']}** | **{added['p99']}** | {added['p99.9']} | {peak['rate']:,.0f} | "
             f"{peak['rate'] * row['series']:,.0f} | {bad} | "
@@ -217,7 +238,10 @@ def render(result: dict[str, Any]) -> list[str]:
     sizes = ", ".join(f"{int(s):,} samples = {b:,} bytes" for s, b in result["body_bytes"].items())
     lines += [
         "",
-        f"Bodies: RW1, snappy ({sizes}). `check` = ext_authz decides (one gRPC call); `check over HTTP` = "
+        f"Bodies: RW1, snappy ({sizes}; 'HA pair': the 2,000 series also carry `cluster` and `__replica__`, "
+        f"{result.get('ha_body_bytes', 0):,} bytes, for a tenant with `accept_ha_samples`, every request from "
+        "the elected replica, so the Lua call also reads and refreshes the HA tracker). "
+        "`check` = ext_authz decides (one gRPC call); `check over HTTP` = "
         "the same decision through the RLS's ext_authz HTTP service (AUTHZ_HTTP_ADDR, Envoy `http_service`); "
         "`ratelimit` = ext_authz counts + the rate limit filter charges (two gRPC calls). Envoy, the RLS "
         "processes, Redis, the upstream and the load generator all share this machine's 2 cores, so more than 2 "

@@ -33,6 +33,8 @@ class Shape:
     exemplars_per_series: int = 0
     metadata: int = 0
     labels_per_series: int = 8
+    #: Added to every series, as Prometheus adds its external labels (an HA pair's cluster/replica).
+    external_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def items(self) -> int:
@@ -60,7 +62,7 @@ def rw1_request(shape: Shape, ts_ms: int = 1_700_000_000_000) -> bytes:
     req = remote_pb2.WriteRequest()
     for i in range(shape.series):
         series = req.timeseries.add()
-        for name, value in _labels(i, shape.labels_per_series):
+        for name, value in sorted(_labels(i, shape.labels_per_series) + list(shape.external_labels)):
             series.labels.add(name=name, value=value)
         for k in range(shape.samples_per_series):
             series.samples.add(value=float(i + k), timestamp=ts_ms + k)
