@@ -54,7 +54,7 @@ def _stand_in_distributor(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from mimir_edge.deploy.envoy import parse_address
+    from mimir_edge.address import parse_host_port as parse_address
     from mimir_edge.localstack.distributor import StandInDistributor
 
     host, port = parse_address(args.listen)
@@ -69,7 +69,8 @@ def _stand_in_distributor(args: argparse.Namespace) -> int:
 
 
 def _render_envoy(args: argparse.Namespace) -> int:
-    from mimir_edge.deploy.envoy import EnvoyOptions, parse_address, render_yaml
+    from mimir_edge.address import parse_host_port as parse_address
+    from mimir_edge.deploy.envoy import EnvoyOptions, render_yaml
 
     try:
         options = EnvoyOptions(
@@ -98,7 +99,7 @@ def _render_envoy(args: argparse.Namespace) -> int:
 def _render_nginx(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mimir_edge.deploy.envoy import parse_address
+    from mimir_edge.address import parse_host_port as parse_address
     from mimir_edge.deploy.nginx import EXAMPLE_NAMES, NginxOptions, configmap_yaml, phase_options, render
 
     try:

@@ -33,6 +33,7 @@ from mimir_edge.core.limits import MIMIR_DEFAULTS, TenantLimits
 from mimir_edge.core.schema import (
     DEFAULTS_KEY,
     ENFORCED_FIELDS,
+    LIVE_FOR_S,
     REPLICAS_KEY,
     SYNC_STATUS_KEY,
     TENANTS_KEY,
@@ -43,7 +44,6 @@ from mimir_edge.core.schema import (
 )
 from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.core.verdict import Outcome
-from mimir_edge.rls.registry import LIVE_FOR_S
 from mimir_edge.store.client import REDIS_ERRORS, SyncRedis, as_text
 
 #: Rates ("now") are taken over the last minute of complete 10 s buckets.

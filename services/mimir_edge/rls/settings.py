@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mimir_edge import logs
+from mimir_edge.address import parse_host_port
 from mimir_edge.rls.enforcer import FailureMode
 from mimir_edge.settings import add_redis_flags, env_flag, parse_bool
 from mimir_edge.store.client import RedisConfig
@@ -139,9 +140,10 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
 
 
 def _address(parser: argparse.ArgumentParser, flag: str, value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        parser.error(f"{flag}: {value!r} is not host:port")
+    try:
+        parse_host_port(value)
+    except ValueError as exc:
+        parser.error(f"{flag}: {exc}")
     return value
 
 

@@ -17,6 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from mimir_edge.address import parse_host_port
 from mimir_edge.core.errors import StoreUnavailable
 
 Redis: TypeAlias = aioredis.Redis | RedisCluster
@@ -43,10 +44,10 @@ class RedisConfig:
         for entry in (part.strip() for part in text.split(",")):
             if not entry:
                 continue
-            host, sep, port = entry.rpartition(":")
-            if not sep or not host or not port.isdigit():
-                raise ValueError(f"cluster node {entry!r} is not host:port")
-            nodes.append((host.strip("[]"), int(port)))
+            try:
+                nodes.append(parse_host_port(entry))
+            except ValueError as exc:
+                raise ValueError(f"cluster node {exc}") from None
         return tuple(nodes)
 
 

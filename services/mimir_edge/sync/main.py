@@ -14,6 +14,7 @@ from pathlib import Path
 import structlog
 
 from mimir_edge import logs
+from mimir_edge.address import parse_host_port
 from mimir_edge.core.errors import EdgeError
 from mimir_edge.settings import add_redis_flags
 from mimir_edge.store.client import RedisConfig, connect
@@ -158,8 +159,7 @@ async def amain(args: argparse.Namespace) -> int:
                 result = await service.handle(event)
                 return 0 if result in ("applied", "unchanged", "dry_run") else 1
             return 1
-        host, _, port = args.http_addr.rpartition(":")
-        server = http.serve(host.strip("[]"), int(port), metrics.registry, lambda: service.healthy)
+        server = http.serve(*parse_host_port(args.http_addr), metrics.registry, lambda: service.healthy)
         log.info(
             "overrides-sync started",
             source=source.describe(),
@@ -197,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
     except ValueError as exc:
         parser.error(f"--redis-cluster-nodes: {exc}")
+    try:
+        parse_host_port(args.http_addr)
+    except ValueError as exc:
+        parser.error(f"--http-addr: {exc}")
     try:
         return asyncio.run(amain(args))
     except EdgeError as exc:
