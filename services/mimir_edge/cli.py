@@ -167,6 +167,17 @@ def _rollout(args: argparse.Namespace) -> int:
         return 1
 
 
+def _config_doc(args: argparse.Namespace) -> int:
+    from mimir_edge.config_reference import render
+
+    text = render()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _add_nginx_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mimir_edge.deploy.nginx import DEFAULT_DISTRIBUTOR, DEFAULT_ENVOY, PHASES
 
@@ -307,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nginx_parser(commands)
     _add_rollout_parser(commands)
     _add_local_stack_parsers(commands)
+    doc = commands.add_parser(
+        "config-doc",
+        help="print the configuration reference (docs/configuration.md), generated from the programs' parsers",
+    )
+    doc.add_argument("-o", "--output", help="write to this file instead of stdout")
+    doc.set_defaults(run=_config_doc)
     return parser
 
 

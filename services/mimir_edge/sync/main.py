@@ -16,7 +16,7 @@ import structlog
 from mimir_edge import logs
 from mimir_edge.address import parse_host_port
 from mimir_edge.core.errors import EdgeError
-from mimir_edge.settings import add_redis_flags
+from mimir_edge.settings import add_redis_flags, env_flag
 from mimir_edge.store.client import RedisConfig, connect
 from mimir_edge.store.limits import LimitsStore
 from mimir_edge.sync import http
@@ -78,16 +78,8 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
     election.add_argument("--lease-name", default="mimir-overrides-sync")
     election.add_argument("--lease-namespace", help="default: --namespace")
     election.add_argument("--lease-duration", type=int, default=15, help="seconds (default %(default)s)")
-    election.add_argument(
-        "--identity",
-        default=f"{socket.gethostname()}-{os.getpid()}",
-        help="this candidate's name (default hostname-pid)",
-    )
-    parser.add_argument(
-        "--http-addr",
-        default=env.get("HTTP_ADDR", "0.0.0.0:9091"),
-        help="/metrics, /healthz, /readyz (env HTTP_ADDR; default %(default)s)",
-    )
+    election.add_argument("--identity", help="this candidate's name (default: hostname-pid)")
+    env_flag(parser, "HTTP_ADDR", env, default="0.0.0.0:9091", help="listen address of /metrics, /healthz, /readyz")
     add_redis_flags(parser, env)
     logs.add_log_flags(parser, env)
     return parser
@@ -133,7 +125,7 @@ async def amain(args: argparse.Namespace) -> int:
             api_client,
             args.lease_namespace or args.namespace,
             args.lease_name,
-            args.identity,
+            args.identity or f"{socket.gethostname()}-{os.getpid()}",
             lease_duration_s=args.lease_duration,
             retry_period_s=max(0.2, args.lease_duration / 5),
         )
