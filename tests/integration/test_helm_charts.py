@@ -2,7 +2,7 @@
 
 `helm lint --strict` passes for every chart and for the umbrella with each environment's values;
 what `helm template` renders validates against Kubernetes 1.29 and 1.33 (strict); and the render
-has the properties operators rely on: the seed's sizes per environment, HPAs and PDBs, RBAC scoped
+has the properties operators rely on: the original deployment plan's sizes per environment, HPAs and PDBs, RBAC scoped
 to one ConfigMap and one Lease, hardened containers, probes on the real endpoints, and env vars
 and flags that the real services accept.
 """
@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from mimir_edge.config_reference import env_vars, rls_parser
+from mimir_edge.config_reference import sync_parser as sync_env_parser
 from mimir_edge.rls.settings import parse_settings
 from mimir_edge.sync.main import build_parser as sync_parser
 
@@ -45,8 +47,8 @@ from tests.k8s_tools import (
 
 RLS, ENVOY, SYNC, DEV_REDIS = "mimir-rls", "mimir-envoy", "mimir-overrides-sync", "mimir-edge-redis"
 
-# seed-deployment-strategy.md, "Environment-Specific Configurations".
-SEED: dict[str, dict[str, Any]] = {
+# The original deployment plan's sizes per environment (its "Environment-Specific Configurations").
+PLANNED: dict[str, dict[str, Any]] = {
     "dev": {
         "rls": {"replicas": 1, "requests": ("100m", "1Gi"), "limits": ("200m", "2Gi")},
         "envoy": {"replicas": 1, "requests": ("50m", "512Mi"), "limits": ("100m", "1Gi")},
@@ -74,13 +76,10 @@ HPA: dict[str, dict[str, tuple[int, int, int]]] = {
 }
 SYNC_REPLICAS = {"dev": 1, "staging": 2, "production": 2}
 
-# ARCHITECTURE.md's environment contract and README's "Contract additions" for the RLS.
-RLS_ENV_CONTRACT = {
-    "GRPC_ADDR", "ADMIN_ADDR", "METRICS_ADDR", "REDIS_URL", "REDIS_CLUSTER_NODES", "FAILURE_MODE_ALLOW",
-    "ENFORCEMENT_DISABLED", "MAX_REQUEST_BYTES", "TENANT_HEADER", "LOG_FORMAT", "LOG_LEVEL", "REDIS_TIMEOUT",
-    "FAILURE_MODE", "ADMIN_TOKEN_FILE", "METRICS_TENANTS", "METRICS_MAX_TENANTS", "REPLICAS_HINT", "AUTHZ_HTTP_ADDR",
-}  # fmt: skip
-SYNC_ENV = {"HTTP_ADDR", "REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_TIMEOUT", "LOG_FORMAT", "LOG_LEVEL"}
+# The variables the programs' parsers read (docs/configuration.md is generated from the same parsers).
+# The chart passes admin tokens only as a mounted file (ADMIN_TOKEN_FILE), never as a plain env value.
+RLS_ENV_CONTRACT = env_vars(rls_parser()) - {"ADMIN_TOKEN"}
+SYNC_ENV = env_vars(sync_env_parser())
 # Only for $(REDIS_PASSWORD) expansion into REDIS_URL; read by neither service.
 EXPANSION_ONLY = {"REDIS_PASSWORD"}
 # Kinds that are CRDs, which kubernetes-validate has no schema for; checked by hand below.
@@ -234,33 +233,33 @@ def test_network_policies_are_off_by_default(renders: dict[str, list[Manifest]])
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_replicas_and_resources_are_the_seeds(renders: dict[str, list[Manifest]], env: str) -> None:
+def test_replicas_and_resources_are_the_planned_ones(renders: dict[str, list[Manifest]], env: str) -> None:
     manifests = renders[env]
     for key, name, cname in (("rls", RLS, "rls"), ("envoy", ENVOY, "envoy")):
-        seed = SEED[env][key]
+        planned = PLANNED[env][key]
         d = deployment(manifests, name)
         hpas = [h for h in kinds(manifests, "HorizontalPodAutoscaler") if h["metadata"]["name"] == name]
         if hpas:
             # The HPA owns the count: a `replicas` in the Deployment would reset it on every upgrade.
             assert "replicas" not in d["spec"]
-            assert hpas[0]["spec"]["minReplicas"] == seed["replicas"]
+            assert hpas[0]["spec"]["minReplicas"] == planned["replicas"]
         else:
-            assert d["spec"]["replicas"] == seed["replicas"]
+            assert d["spec"]["replicas"] == planned["replicas"]
         resources = container(d, cname)["resources"]
         for kind in ("requests", "limits"):
-            assert (resources[kind]["cpu"], resources[kind]["memory"]) == seed[kind], f"{name} {kind}"
+            assert (resources[kind]["cpu"], resources[kind]["memory"]) == planned[kind], f"{name} {kind}"
     assert deployment(manifests, SYNC)["spec"]["replicas"] == SYNC_REPLICAS[env]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_max_request_bytes_and_failure_mode_are_the_seeds(renders: dict[str, list[Manifest]], env: str) -> None:
+def test_max_request_bytes_and_failure_mode_are_the_planned_ones(renders: dict[str, list[Manifest]], env: str) -> None:
     manifests = renders[env]
     settings = parse_settings([], env=env_values(container(deployment(manifests, RLS), "rls")))
-    assert settings.max_request_bytes == SEED[env]["maxRequestBytes"]
-    assert settings.failure_mode_allow is SEED[env]["failureModeAllow"]
+    assert settings.max_request_bytes == PLANNED[env]["maxRequestBytes"]
+    assert settings.failure_mode_allow is PLANNED[env]["failureModeAllow"]
     ext_authz = http_connection_manager(manifests)["http_filters"][0]["typed_config"]
-    assert ext_authz["with_request_body"]["max_request_bytes"] == SEED[env]["maxRequestBytes"]
-    assert ext_authz["failure_mode_allow"] is SEED[env]["failureModeAllow"]
+    assert ext_authz["with_request_body"]["max_request_bytes"] == PLANNED[env]["maxRequestBytes"]
+    assert ext_authz["failure_mode_allow"] is PLANNED[env]["failureModeAllow"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
