@@ -170,7 +170,7 @@ def _rollout(args: argparse.Namespace) -> int:
 def _config_doc(args: argparse.Namespace) -> int:
     from mimir_edge.config_reference import render
 
-    text = render()
+    text = render(build_parser())
     if args.output:
         Path(args.output).write_text(text)
     else:

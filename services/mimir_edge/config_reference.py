@@ -27,12 +27,6 @@ def sync_parser() -> argparse.ArgumentParser:
     return build_parser(env={})
 
 
-def cli_parser() -> argparse.ArgumentParser:
-    from mimir_edge.cli import build_parser
-
-    return build_parser()
-
-
 def env_flags(parser: argparse.ArgumentParser) -> list[EnvFlag]:
     """The parser's flags that read an environment variable, in the order --help lists them."""
     return [action for action in parser._actions if isinstance(action, EnvFlag)]
@@ -126,9 +120,10 @@ def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argpar
     return []
 
 
-def render() -> str:
-    """docs/configuration.md, exactly."""
-    rls, sync, cli = rls_parser(), sync_parser(), cli_parser()
+def render(cli: argparse.ArgumentParser) -> str:
+    """docs/configuration.md, exactly. `cli` is mimir-edge's parser (passed in: the CLI imports
+    this module, not the other way round)."""
+    rls, sync = rls_parser(), sync_parser()
     out = [
         "# Configuration reference",
         "",

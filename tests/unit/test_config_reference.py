@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from mimir_edge.cli import build_parser as cli_parser
 from mimir_edge.config_reference import DOC_PATH, env_flags, env_vars, render, rls_parser, sync_parser
 from mimir_edge.rls.settings import build_parser as rls_build_parser
 from mimir_edge.rls.settings import parse_settings
@@ -20,7 +21,7 @@ SERVICES = ROOT / "services" / "mimir_edge"
 
 def test_the_committed_reference_is_fresh() -> None:
     committed = (ROOT / DOC_PATH).read_text()
-    assert committed == render(), f"{DOC_PATH} is stale: run `make config-doc` and commit it"
+    assert committed == render(cli_parser()), f"{DOC_PATH} is stale: run `make config-doc` and commit it"
 
 
 def section(text: str, title: str) -> str:
@@ -30,7 +31,7 @@ def section(text: str, title: str) -> str:
 @pytest.mark.parametrize(("program", "parser"), [("mimir-rls", rls_parser), ("mimir-overrides-sync", sync_parser)])
 def test_every_environment_variable_has_one_row(program: str, parser: object) -> None:
     names = env_vars(parser())  # type: ignore[operator]
-    rows = re.findall(r"^\| `([A-Z_]+)` \|", section(render(), program), flags=re.MULTILINE)
+    rows = re.findall(r"^\| `([A-Z_]+)` \|", section(render(cli_parser()), program), flags=re.MULTILINE)
     assert sorted(rows) == sorted(names) and len(rows) == len(set(rows))
     assert {"REDIS_URL", "REDIS_CLUSTER_NODES", "LOG_LEVEL"} <= names
 
