@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: What a clone does not have, and the wording that assumed it. Say what the thing is instead:
 #: "the original deployment plan", "the Go reference implementation", "machines without a Docker engine".
 FORBIDDEN = re.compile(
-    r"\.\./shared|\bthe seed\b|\bseed's\b|seed-deployment|these development machines"
+    # (spaces as [ ] so that grepping the repository for the phrases does not find this file)
+    r"\.\./shared|\bthe[ ]seed\b|\bseed's\b|seed-deployment|these[ ]development[ ]machines"
     r"|(?-i:ARCHITECTURE\.md|PROTOCOL-FACTS)",
     flags=re.IGNORECASE,
 )
@@ -23,9 +24,10 @@ def tracked_files() -> list[Path]:
 
 
 def test_the_scan_finds_the_phrases() -> None:
-    assert FORBIDDEN.search("see ../shared/docs/x.md")
-    assert FORBIDDEN.search("The seed's phases")
-    assert FORBIDDEN.search("on these development machines")
+    assert FORBIDDEN.search("see ../" + "shared/docs/x.md")
+    assert FORBIDDEN.search("The " + "seed's phases")
+    assert FORBIDDEN.search("as in the " + "seed")
+    assert FORBIDDEN.search("on these " + "development machines")
     assert not FORBIDDEN.search("docs/architecture.md, --seed 42, SEED = 11, murmur hash (seed 0)")
 
 
