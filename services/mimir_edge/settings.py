@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mimir_edge.store.client import RedisConfig
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
@@ -70,3 +73,43 @@ def add_redis_flags(parser: argparse.ArgumentParser, env: Mapping[str, str] = os
         help="comma-separated host:port of Redis Cluster nodes; switches to Cluster mode",
     )
     env_flag(parser, "REDIS_TIMEOUT", env, default=0.25, type=float, help="seconds to wait for one Redis call")
+    env_flag(
+        parser,
+        "REDIS_USERNAME",
+        env,
+        default="",
+        help="Redis ACL user; overrides a user in REDIS_URL",
+    )
+    # Not env_flag: its help shows the default, and this default is a secret.
+    parser.add_argument(
+        "--redis-password",
+        dest="redis_password",
+        default=env.get("REDIS_PASSWORD", ""),
+        help="Redis AUTH password, as it is (no URL encoding); overrides a password in REDIS_URL. "
+        "Prefer env REDIS_PASSWORD: a flag shows in the process list",
+    )
+
+
+def redis_config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, min_timeout_s: float = 0.0
+) -> RedisConfig:
+    """The RedisConfig the redis flags describe; exits through `parser.error` on a bad value
+    (the message never shows a password)."""
+    from mimir_edge.store.client import RedisConfig
+
+    if args.redis_timeout <= 0:
+        parser.error("--redis-timeout must be positive")
+    try:
+        nodes = RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
+    except ValueError as exc:
+        parser.error(f"--redis-cluster-nodes: {exc}")
+    try:
+        return RedisConfig(
+            url=args.redis_url,
+            cluster_nodes=nodes,
+            timeout_s=max(args.redis_timeout, min_timeout_s),
+            username=args.redis_username,
+            password=args.redis_password,
+        )
+    except ValueError as exc:
+        parser.error(f"--redis-url: {exc}")
