@@ -31,7 +31,7 @@ RLS_ENV = {
     "ENFORCEMENT_DISABLED", "MAX_REQUEST_BYTES", "TENANT_HEADER", "LOG_FORMAT", "LOG_LEVEL",
     # README's contract additions
     "REDIS_TIMEOUT", "FAILURE_MODE", "REPLICAS_HINT", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE", "METRICS_TENANTS",
-    "METRICS_MAX_TENANTS", "AUTHZ_HTTP_ADDR",
+    "METRICS_MAX_TENANTS", "AUTHZ_HTTP_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD",
 }  # fmt: skip
 SCRIPTS = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
 ENVOY_OPTIONS = EnvoyOptions(
