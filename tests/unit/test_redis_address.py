@@ -38,6 +38,7 @@ def test_redact_url_hides_every_password(url: str, shown: str) -> None:
         ("redis://:Zq9#Xv7@r:6379/0", "Zq9"),
         ("http://:Zq9@r:6379", "Zq9"),
         ("redis://:Zq9@r:port/0", "Zq9"),
+        ("redis://r:6379/0?password=Zq9", "Zq9"),
     ],
 )
 def test_a_url_redis_would_misread_is_refused_without_showing_the_password(url: str, secret: str) -> None:

@@ -50,6 +50,9 @@ def check_url(url: str) -> None:
         raise ValueError(
             f"{shown!r}: the password is not percent-encoded; give it as REDIS_PASSWORD instead of in the URL"
         )
+    if _QUERY_PASSWORD.search(url):
+        # redis-py would let it override REDIS_PASSWORD, and the lean client would ignore it.
+        raise ValueError(f"{shown!r}: ?password= is not read; give the password as REDIS_PASSWORD")
 
 
 def url_credentials(url: str) -> tuple[str | None, str | None]:
