@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from mimir_edge.store.address import redact_url
 
 if TYPE_CHECKING:
     from mimir_edge.store.client import RedisConfig
@@ -35,9 +37,11 @@ def env_flag(
     default: Any,
     help: str,
     type: Any = str,
+    shown: Callable[[Any], str] | None = None,
     **kwargs: Any,
 ) -> None:
-    """Add `--name-in-kebab-case` whose default comes from env var NAME, else `default`."""
+    """Add `--name-in-kebab-case` whose default comes from env var NAME, else `default`.
+    `shown` turns the default into what --help may print (e.g. a URL without its password)."""
     flag = "--" + name.lower().replace("_", "-")
     raw = env.get(name)
     if raw is not None:
@@ -52,7 +56,7 @@ def env_flag(
         dest=name.lower(),
         type=type,
         default=value,
-        help=f"{help} (env {name}; default %(default)s)",
+        help=f"{help} (env {name}; default {shown(value).replace('%', '%%') if shown else '%(default)s'})",
         **kwargs,
     )
 
@@ -64,6 +68,7 @@ def add_redis_flags(parser: argparse.ArgumentParser, env: Mapping[str, str] = os
         env,
         default="redis://127.0.0.1:6379/0",
         help="Redis URL, redis:// or rediss:// for TLS",
+        shown=redact_url,
     )
     env_flag(
         parser,

@@ -69,3 +69,14 @@ def test_a_bad_redis_url_is_a_clear_error_that_hides_the_password(capsys: pytest
     err = capsys.readouterr().err
     assert "REDIS_PASSWORD" in err and "--redis-url" in err
     assert AWKWARD not in err and "w:rd" not in err
+
+
+def test_help_shows_redis_url_without_its_password() -> None:
+    from mimir_edge.rls.settings import build_parser
+    from mimir_edge.sync.main import build_parser as sync_parser
+
+    env = {"REDIS_URL": f"redis://:{ENCODED}@r:6379/0", "REDIS_PASSWORD": AWKWARD}
+    for parser in (build_parser(env), sync_parser(env)):
+        text = parser.format_help()
+        assert "redis://:***@r:6379/0" in text
+        assert ENCODED not in text and AWKWARD not in text
