@@ -24,7 +24,7 @@ from mimir_edge.core.overrides import RuntimeOverrides
 from mimir_edge.core.schema import LIMITS_CHANNEL
 from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.localstack.processes import MissingProgram
-from mimir_edge.localstack.redis import HOST, RedisCluster, RedisServer, cli
+from mimir_edge.localstack.redis import HOST, RedisCluster, RedisServer, TlsFiles, cli, make_tls_files
 from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.sync import SyncProcess, http_get
 from mimir_edge.rls.defaults import DefaultsCache
@@ -65,21 +65,39 @@ def auth_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClus
     cluster.stop()
 
 
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """Six nodes with AUTH and TLS only (clients and the cluster bus)."""
+    workdir = tmp_path_factory.mktemp("tls-cluster")
+    try:
+        cluster = RedisCluster(workdir, password=PASSWORD, tls=make_tls_files(workdir / "tls")).start()
+    except MissingProgram as exc:
+        pytest.fail(str(exc))
+    yield cluster
+    cluster.stop()
+
+
 def redis_env(request: pytest.FixtureRequest, kind: str, how: str) -> dict[str, str]:
     """The environment an operator gives both services: the password as REDIS_PASSWORD (how the
-    charts do it) or percent-encoded in REDIS_URL."""
+    charts do it) or percent-encoded in REDIS_URL. tls-cluster: AUTH and TLS (rediss://)."""
     env: dict[str, str] = {}
-    if kind == "cluster":
-        cluster: RedisCluster = request.getfixturevalue("auth_cluster")
+    scheme = "redis"
+    if kind in ("cluster", "tls-cluster"):
+        cluster: RedisCluster = request.getfixturevalue("auth_cluster" if kind == "cluster" else "tls_cluster")
+        if cluster.tls is not None:
+            scheme = "rediss"
+            # Clients verify the nodes' certificate against the test CA (OpenSSL reads this).
+            monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+            monkeypatch.setenv("SSL_CERT_FILE", str(cluster.tls.ca))
         env["REDIS_CLUSTER_NODES"] = cluster.startup_nodes
         where = "cluster-nodes:6379"  # REDIS_URL's host is not used in Cluster mode
     else:
         server: RedisServer = request.getfixturevalue("auth_server")
         where = f"{HOST}:{server.port}"
     if how == "env":
-        env |= {"REDIS_URL": f"redis://{where}/0", "REDIS_PASSWORD": PASSWORD}
+        env |= {"REDIS_URL": f"{scheme}://{where}/0", "REDIS_PASSWORD": PASSWORD}
     else:
-        env["REDIS_URL"] = f"redis://:{ENCODED}@{where}/0"
+        env["REDIS_URL"] = f"{scheme}://:{ENCODED}@{where}/0"
     return env
 
 
@@ -92,7 +110,7 @@ def config_of(env: dict[str, str], password: str | None = None) -> RedisConfig:
     )
 
 
-@pytest.mark.parametrize("kind", ["standalone", "cluster"])
+@pytest.mark.parametrize("kind", ["standalone", "cluster", "tls-cluster"])
 async def test_every_client_authenticates_with_redis_password(request: pytest.FixtureRequest, kind: str) -> None:
     for how in ("env", "url"):
         good = config_of(redis_env(request, kind, how))
@@ -174,14 +192,14 @@ def test_rls_and_overrides_sync_work_and_never_show_the_password(
     assert not [line for line in rls_lines if "subscription failed" in line]
 
 
-async def subscribers(env: dict[str, str]) -> int:
+async def subscribers(env: dict[str, str], tls: TlsFiles | None) -> int:
     """Subscribers to the change channel over every node (PUBSUB NUMSUB counts one node's)."""
     nodes = RedisConfig.parse_cluster_nodes(env.get("REDIS_CLUSTER_NODES", "")) or [
         (HOST, int(env["REDIS_URL"].rpartition(":")[2].split("/")[0]))
     ]
 
     def count(port: int) -> int:
-        reply = cli(port, "PUBSUB", "NUMSUB", LIMITS_CHANNEL, password=PASSWORD).split()
+        reply = cli(port, "PUBSUB", "NUMSUB", LIMITS_CHANNEL, password=PASSWORD, tls=tls).split()
         return int(reply[1]) if len(reply) == 2 else 0
 
     return sum([await asyncio.to_thread(count, port) for _, port in nodes])
@@ -201,26 +219,29 @@ async def eventually(condition: Callable[[], bool | Awaitable[bool]], what: str,
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize(("kind", "how"), [("standalone", "env"), ("cluster", "url"), ("cluster", "env")])
+@pytest.mark.parametrize(
+    ("kind", "how"), [("standalone", "env"), ("cluster", "url"), ("cluster", "env"), ("tls-cluster", "env")]
+)
 async def test_a_limits_change_reaches_a_replica_through_pubsub(
     request: pytest.FixtureRequest, kind: str, how: str
 ) -> None:
-    """Issue 14 item 3: on a password-protected Cluster the subscription used to drop the
-    credentials (NOAUTH, retried every 0.5 s at debug level) so changes came only by the poll.
-    Here the poll is an hour away: only the announcement can bring the change."""
+    """Issue 14 item 3: on a Cluster with AUTH or TLS the subscription used to drop the
+    credentials and the rediss scheme (NOAUTH, retried every 0.5 s at debug level) so changes came
+    only by the poll. Here the poll is an hour away: only the announcement can bring the change."""
     env = redis_env(request, kind, how)
+    tls = request.getfixturevalue("tls_cluster").tls if kind == "tls-cluster" else None
     config = config_of(env)
     redis = connect(config)
     limits = LimitsStore(redis)
     before = TenantLimits(ingestion_rate=1111.0)
     await limits.reconcile(RuntimeOverrides(defaults=before, tenants={}))
     cache = DefaultsCache(LimitsStore(redis, timeout_s=2.0), refresh_s=3600, retry_s=0.05)
-    listeners_before = await subscribers(env)
+    listeners_before = await subscribers(env, tls)
     with capture_logs() as logged:
         tasks = [asyncio.create_task(cache.run()), asyncio.create_task(cache.follow_changes(config))]
         try:
             await eventually(cache.loaded.is_set, "the first load")
-            await eventually(lambda: _more(subscribers(env), listeners_before), "the replica to subscribe")
+            await eventually(lambda: _more(subscribers(env, tls), listeners_before), "the replica to subscribe")
             assert cache.limits.ingestion_rate == 1111.0
             after = TenantLimits(ingestion_rate=2222.0)
             await limits.reconcile(RuntimeOverrides(defaults=after, tenants={}))
