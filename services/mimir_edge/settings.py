@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mimir_edge.store.address import redact_url
+
+if TYPE_CHECKING:
+    from mimir_edge.store.client import RedisConfig
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
@@ -54,9 +59,11 @@ def env_flag(
     default: Any,
     help: str,
     type: Any = str,
+    shown: Callable[[Any], str] | None = None,
     **kwargs: Any,
 ) -> None:
-    """Add `--name-in-kebab-case` whose default comes from env var NAME, else `default`."""
+    """Add `--name-in-kebab-case` whose default comes from env var NAME, else `default`.
+    `shown` turns the default into what --help may print (e.g. a URL without its password)."""
     flag = "--" + name.lower().replace("_", "-")
     raw = env.get(name)
     if raw is not None:
@@ -74,7 +81,7 @@ def env_flag(
         dest=name.lower(),
         type=type,
         default=value,
-        help=f"{help} (env {name}; default %(default)s)",
+        help=f"{help} (env {name}; default {shown(value).replace('%', '%%') if shown else '%(default)s'})",
         **kwargs,
     )
 
@@ -86,6 +93,7 @@ def add_redis_flags(parser: argparse.ArgumentParser, env: Mapping[str, str] = os
         env,
         default="redis://127.0.0.1:6379/0",
         help="Redis URL, redis:// or rediss:// for TLS",
+        shown=redact_url,
     )
     env_flag(
         parser,
@@ -95,3 +103,44 @@ def add_redis_flags(parser: argparse.ArgumentParser, env: Mapping[str, str] = os
         help="comma-separated host:port of Redis Cluster nodes; switches to Cluster mode",
     )
     env_flag(parser, "REDIS_TIMEOUT", env, default=0.25, type=float, help="seconds to wait for one Redis call")
+    env_flag(
+        parser,
+        "REDIS_USERNAME",
+        env,
+        default="",
+        help="Redis ACL user; overrides a user in REDIS_URL",
+    )
+    env_flag(
+        parser,
+        "REDIS_PASSWORD",
+        env,
+        default="",
+        help="Redis AUTH password, as it is (no URL encoding); overrides a password in REDIS_URL. "
+        "Prefer the environment variable: a flag shows in the process list",
+        shown=lambda value: "set, not shown" if value else "none",
+    )
+
+
+def redis_config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, min_timeout_s: float = 0.0
+) -> RedisConfig:
+    """The RedisConfig the redis flags describe; exits through `parser.error` on a bad value
+    (the message never shows a password)."""
+    from mimir_edge.store.client import RedisConfig
+
+    if args.redis_timeout <= 0:
+        parser.error("--redis-timeout must be positive")
+    try:
+        nodes = RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
+    except ValueError as exc:
+        parser.error(f"--redis-cluster-nodes: {exc}")
+    try:
+        return RedisConfig(
+            url=args.redis_url,
+            cluster_nodes=nodes,
+            timeout_s=max(args.redis_timeout, min_timeout_s),
+            username=args.redis_username,
+            password=args.redis_password,
+        )
+    except ValueError as exc:
+        parser.error(f"--redis-url: {exc}")

@@ -19,6 +19,7 @@ import yaml
 from mimir_edge.config_reference import env_vars, rls_parser
 from mimir_edge.config_reference import sync_parser as sync_env_parser
 from mimir_edge.rls.settings import parse_settings
+from mimir_edge.settings import redis_config
 from mimir_edge.sync.main import build_parser as sync_parser
 
 from tests.k8s_tools import (
@@ -80,8 +81,8 @@ SYNC_REPLICAS = {"dev": 1, "staging": 2, "production": 2}
 # The chart passes admin tokens only as a mounted file (ADMIN_TOKEN_FILE), never as a plain env value.
 RLS_ENV_CONTRACT = env_vars(rls_parser()) - {"ADMIN_TOKEN"}
 SYNC_ENV = env_vars(sync_env_parser())
-# Only for $(REDIS_PASSWORD) expansion into REDIS_URL; read by neither service.
-EXPANSION_ONLY = {"REDIS_PASSWORD"}
+#: A password with every character that breaks a URL it is spliced into unencoded.
+AWKWARD_PASSWORD = "p@ss/w:rd%40x"
 # Kinds that are CRDs, which kubernetes-validate has no schema for; checked by hand below.
 CRD_KINDS = {"ServiceMonitor"}
 
@@ -111,7 +112,7 @@ def http_connection_manager(manifests: list[Manifest]) -> dict[str, Any]:
 
 
 def expand(env: dict[str, Manifest], secrets: dict[str, str]) -> dict[str, str]:
-    """Env as the kubelet would give it: secretKeyRef from `secrets`, $(VAR) expanded."""
+    """Env as the kubelet would give it: secretKeyRef from `secrets` (by Secret name), $(VAR) expanded."""
     out: dict[str, str] = {}
     for name, entry in env.items():
         value = entry["value"] if "value" in entry else secrets[entry["valueFrom"]["secretKeyRef"]["name"]]
@@ -449,7 +450,7 @@ def test_rls_env_and_ports_are_the_contract(renders: dict[str, list[Manifest]], 
         ("metrics", 9090),
     }
     env_ = env_of(c)
-    assert set(env_) - EXPANSION_ONLY <= RLS_ENV_CONTRACT, set(env_) - RLS_ENV_CONTRACT
+    assert set(env_) <= RLS_ENV_CONTRACT, set(env_) - RLS_ENV_CONTRACT
     settings = parse_settings([], env=env_values(c))
     assert (settings.grpc_addr, settings.authz_http_addr, settings.admin_addr, settings.metrics_addr) == (
         "0.0.0.0:8081",
@@ -487,7 +488,7 @@ def test_rls_and_overrides_sync_share_one_redis(renders: dict[str, list[Manifest
     manifests = renders[env]
     rls = env_of(container(deployment(manifests, RLS), "rls"))
     sync = env_of(container(deployment(manifests, SYNC), "overrides-sync"))
-    for name in ("REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_PASSWORD"):
+    for name in ("REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_USERNAME", "REDIS_PASSWORD"):
         assert rls.get(name) == sync.get(name), name
     dev_redis = [d["metadata"]["name"] for d in kinds(manifests, "Deployment") if d["metadata"]["name"] == DEV_REDIS]
     if env == "dev":
@@ -502,16 +503,34 @@ def rls_container(helm: Helm, sets: dict[str, str]) -> Manifest:
     return container(deployment(manifests, RLS), "rls")
 
 
-def test_redis_password_comes_from_a_secret_and_tls_means_rediss(helm: Helm) -> None:
-    c = rls_container(helm, {"redis.auth.existingSecret": "redis-auth", "redis.tls": "true", "redis.host": "r.example"})
-    env = env_of(c)
-    names = [e["name"] for e in c["env"]]
-    # $(VAR) only expands variables defined earlier in the list.
-    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
-    expanded = expand(env, {"redis-auth": "s3cret"})
-    settings = parse_settings([], env={k: v for k, v in expanded.items() if k not in EXPANSION_ONLY})
-    assert settings.redis.url == "rediss://:s3cret@r.example:6379/0"
+def sync_container(helm: Helm, sets: dict[str, str]) -> Manifest:
+    manifests = helm.template(CHARTS / "overrides-sync", sets=sets, release=SYNC)
+    return container(deployment(manifests, SYNC), "overrides-sync")
+
+
+def test_redis_password_is_its_own_env_var_from_a_secret_and_tls_means_rediss(helm: Helm) -> None:
+    """Issue 14 item 7: the password is never spliced into REDIS_URL (an @ / : % in it broke the
+    URL); both services read REDIS_PASSWORD as it is."""
+    sets = {
+        "redis.auth.existingSecret": "redis-auth",
+        "redis.auth.username": "edge",
+        "redis.tls": "true",
+        "redis.host": "r.example",
+    }
+    for c in (rls_container(helm, sets), sync_container(helm, sets)):
+        env = env_of(c)
+        assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
+        assert env["REDIS_URL"] == {"name": "REDIS_URL", "value": "rediss://r.example:6379/0"}
+        assert env["REDIS_USERNAME"]["value"] == "edge"
+        given = expand(env, {"redis-auth": AWKWARD_PASSWORD})
+        if c["name"] == "rls":
+            config = parse_settings([], env=given).redis
+        else:
+            parser = sync_parser(env=given)
+            config = redis_config(parser, parser.parse_args(c["args"]))
+        assert config.url == "rediss://r.example:6379/0" and config.tls
+        assert config.credentials == ("edge", AWKWARD_PASSWORD)
+        assert AWKWARD_PASSWORD not in repr(config)
 
 
 def test_redis_url_from_a_secret_and_cluster_nodes(helm: Helm) -> None:
@@ -523,17 +542,19 @@ def test_redis_url_from_a_secret_and_cluster_nodes(helm: Helm) -> None:
     assert parse_settings([], env=env).redis.cluster_nodes == (("a", 7000), ("b", 7001))
 
 
-def test_cluster_mode_with_auth_and_tls_passes_them_in_the_url(helm: Helm) -> None:
+def test_cluster_mode_with_auth_and_tls(helm: Helm) -> None:
     c = rls_container(
         helm, {"redis.clusterNodes": "{a:7000}", "redis.auth.existingSecret": "redis-auth", "redis.tls": "true"}
     )
     env = env_of(c)
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "redis-auth"
-    names = [e["name"] for e in c["env"]]
-    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
-    settings = parse_settings([], env=env_values(c))
-    assert settings.redis.cluster_nodes == (("a", 7000),)
-    assert settings.redis.url.startswith("rediss://") and "$(REDIS_PASSWORD)@" in settings.redis.url
+    assert "REDIS_USERNAME" not in env
+    config = parse_settings([], env=expand(env, {"redis-auth": AWKWARD_PASSWORD})).redis
+    assert config.cluster_nodes == (("a", 7000),)
+    assert config.tls and config.credentials == (None, AWKWARD_PASSWORD)
+    # Without TLS a Cluster needs no REDIS_URL at all.
+    c = rls_container(helm, {"redis.clusterNodes": "{a:7000}", "redis.auth.existingSecret": "redis-auth"})
+    assert "REDIS_URL" not in env_of(c) and "REDIS_PASSWORD" in env_of(c)
 
 
 def test_admin_tokens_are_a_mounted_secret_file(helm: Helm) -> None:

@@ -16,7 +16,7 @@ import structlog
 from mimir_edge import logs
 from mimir_edge.address import parse_host_port
 from mimir_edge.core.errors import EdgeError
-from mimir_edge.settings import add_redis_flags, env_flag
+from mimir_edge.settings import add_redis_flags, env_flag, redis_config
 from mimir_edge.store.client import RedisConfig, connect
 from mimir_edge.store.limits import LimitsStore
 from mimir_edge.sync import http
@@ -94,12 +94,7 @@ def _api_client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return client.ApiClient()
 
 
-async def amain(args: argparse.Namespace) -> int:
-    config = RedisConfig(
-        url=args.redis_url,
-        cluster_nodes=RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes),
-        timeout_s=max(args.redis_timeout, 1.0),
-    )
+async def amain(args: argparse.Namespace, config: RedisConfig) -> int:
     metrics = SyncMetrics()
     elector = None
     if args.source == "kubernetes" or args.leader_elect:
@@ -155,6 +150,7 @@ async def amain(args: argparse.Namespace) -> int:
         log.info(
             "overrides-sync started",
             source=source.describe(),
+            redis=config.describe(),
             leader_elect=args.leader_elect,
             http_addr=args.http_addr,
             dry_run=args.dry_run,
@@ -185,16 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--leader-elect makes no sense with --once")
     if not 0 < args.max_delete_fraction <= 1:
         parser.error("--max-delete-fraction must be in (0, 1]")
-    try:
-        RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
-    except ValueError as exc:
-        parser.error(f"--redis-cluster-nodes: {exc}")
+    # At least 1 s a call whatever REDIS_TIMEOUT says: a sync writes in large pipelines.
+    config = redis_config(parser, args, min_timeout_s=1.0)
     try:
         parse_host_port(args.http_addr)
     except ValueError as exc:
         parser.error(f"--http-addr: {exc}")
     try:
-        return asyncio.run(amain(args))
+        return asyncio.run(amain(args, config))
     except EdgeError as exc:
         log.error("sync failed", error=str(exc))
         print(f"mimir-overrides-sync: {exc}", file=sys.stderr)
