@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTO_SOURCES := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: venv tools test lint typecheck protos bench demo loadtest compose-configs clean parity-doc
+.PHONY: venv tools test lint typecheck protos bench demo loadtest compose-configs config-doc parity-doc clean
 
 venv: $(VENV)/.installed
 
@@ -47,6 +47,10 @@ compose-configs: venv
 		--listen 0.0.0.0:8080 --admin 0.0.0.0:9901 -o compose/envoy.yaml
 	$(VENV)/bin/mimir-edge render-nginx --phase full --listen 0.0.0.0:8000 --envoy envoy:8080 \
 		--distributor distributor:8080 --runtime-dir /tmp -o compose/nginx.conf
+
+# Regenerates docs/configuration.md from the programs' parsers (checked by tests/unit/test_config_reference.py).
+config-doc: venv
+	$(VENV)/bin/mimir-edge config-doc -o docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@ timestamps, is decided by:
 
 - **shared bucket (this product)**: the real Lua script in a real redis-server, one bucket for the
   tenant whichever replica asks (timestamps injected, so the replay is exact);
-- **per-replica buckets** (what the seed's reference implementation does): each replica its own
+- **per-replica buckets** (what the public Go reference implementation does): each replica its own
   in-memory bucket with the full limit;
 - **divide by N** (Mimir's global ingestion strategy): each replica its own bucket with rate / N
   and the full burst.
@@ -97,7 +97,7 @@ async def _run() -> dict[str, Any]:
                     "shared bucket in Redis (this product)": await shared(
                         requests, per_replica, server.url, f"accuracy-{offered_rps}-{weights[0]}"
                     ),
-                    "per-replica buckets (seed's reference)": in_memory(requests, per_replica),
+                    "per-replica buckets (the Go reference implementation)": in_memory(requests, per_replica),
                     "divide by N (Mimir's global strategy)": in_memory(requests, divided),
                 }
                 ideal = min(offered, allowed)

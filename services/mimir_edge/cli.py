@@ -54,7 +54,7 @@ def _stand_in_distributor(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from mimir_edge.deploy.envoy import parse_address
+    from mimir_edge.address import parse_host_port as parse_address
     from mimir_edge.localstack.distributor import StandInDistributor
 
     host, port = parse_address(args.listen)
@@ -69,7 +69,8 @@ def _stand_in_distributor(args: argparse.Namespace) -> int:
 
 
 def _render_envoy(args: argparse.Namespace) -> int:
-    from mimir_edge.deploy.envoy import EnvoyOptions, parse_address, render_yaml
+    from mimir_edge.address import parse_host_port as parse_address
+    from mimir_edge.deploy.envoy import EnvoyOptions, render_yaml
 
     try:
         options = EnvoyOptions(
@@ -98,7 +99,7 @@ def _render_envoy(args: argparse.Namespace) -> int:
 def _render_nginx(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mimir_edge.deploy.envoy import parse_address
+    from mimir_edge.address import parse_host_port as parse_address
     from mimir_edge.deploy.nginx import EXAMPLE_NAMES, NginxOptions, configmap_yaml, phase_options, render
 
     try:
@@ -164,6 +165,17 @@ def _rollout(args: argparse.Namespace) -> int:
     except RolloutError as exc:
         print(f"rollout: {exc}", file=sys.stderr)
         return 1
+
+
+def _config_doc(args: argparse.Namespace) -> int:
+    from mimir_edge.config_reference import render
+
+    text = render(build_parser())
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _add_nginx_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -306,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_nginx_parser(commands)
     _add_rollout_parser(commands)
     _add_local_stack_parsers(commands)
+    doc = commands.add_parser(
+        "config-doc",
+        help="print the configuration reference (docs/configuration.md), generated from the programs' parsers",
+    )
+    doc.add_argument("-o", "--output", help="write to this file instead of stdout")
+    doc.set_defaults(run=_config_doc)
     return parser
 
 

@@ -1,15 +1,23 @@
 """Settings shared by the entry points: one flag per environment variable, read once in main.
 
 A flag `--redis-url` reads `REDIS_URL` as its default, so the same names work on the command
-line, in the environment and in the Helm values.
+line, in the environment and in the Helm values. Each such flag is an `EnvFlag` that keeps its
+variable's name and description, so the configuration reference (docs/configuration.md) and the
+tests of the Helm charts and docker-compose.yml take the names from the parsers themselves:
+adding a variable is one `env_flag` call.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mimir_edge.store.address import redact_url
+
+if TYPE_CHECKING:
+    from mimir_edge.store.client import RedisConfig
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
@@ -24,6 +32,25 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+class EnvFlag(argparse.Action):
+    """Stores its value like argparse's default action, and remembers the environment variable."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, env_var: str, summary: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.env_var = env_var
+        #: The help text without the "(env ...; default ...)" that --help adds.
+        self.summary = summary
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+
+
 def env_flag(
     parser: argparse.ArgumentParser | Any,
     name: str,
@@ -32,9 +59,11 @@ def env_flag(
     default: Any,
     help: str,
     type: Any = str,
+    shown: Callable[[Any], str] | None = None,
     **kwargs: Any,
 ) -> None:
-    """Add `--name-in-kebab-case` whose default comes from env var NAME, else `default`."""
+    """Add `--name-in-kebab-case` whose default comes from env var NAME, else `default`.
+    `shown` turns the default into what --help may print (e.g. a URL without its password)."""
     flag = "--" + name.lower().replace("_", "-")
     raw = env.get(name)
     if raw is not None:
@@ -46,10 +75,13 @@ def env_flag(
         value = default
     parser.add_argument(
         flag,
+        action=EnvFlag,
+        env_var=name,
+        summary=help,
         dest=name.lower(),
         type=type,
         default=value,
-        help=f"{help} (env {name}; default %(default)s)",
+        help=f"{help} (env {name}; default {shown(value).replace('%', '%%') if shown else '%(default)s'})",
         **kwargs,
     )
 
@@ -61,6 +93,7 @@ def add_redis_flags(parser: argparse.ArgumentParser, env: Mapping[str, str] = os
         env,
         default="redis://127.0.0.1:6379/0",
         help="Redis URL, redis:// or rediss:// for TLS",
+        shown=redact_url,
     )
     env_flag(
         parser,
@@ -70,3 +103,44 @@ def add_redis_flags(parser: argparse.ArgumentParser, env: Mapping[str, str] = os
         help="comma-separated host:port of Redis Cluster nodes; switches to Cluster mode",
     )
     env_flag(parser, "REDIS_TIMEOUT", env, default=0.25, type=float, help="seconds to wait for one Redis call")
+    env_flag(
+        parser,
+        "REDIS_USERNAME",
+        env,
+        default="",
+        help="Redis ACL user; overrides a user in REDIS_URL",
+    )
+    env_flag(
+        parser,
+        "REDIS_PASSWORD",
+        env,
+        default="",
+        help="Redis AUTH password, as it is (no URL encoding); overrides a password in REDIS_URL. "
+        "Prefer the environment variable: a flag shows in the process list",
+        shown=lambda value: "set, not shown" if value else "none",
+    )
+
+
+def redis_config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, min_timeout_s: float = 0.0
+) -> RedisConfig:
+    """The RedisConfig the redis flags describe; exits through `parser.error` on a bad value
+    (the message never shows a password)."""
+    from mimir_edge.store.client import RedisConfig
+
+    if args.redis_timeout <= 0:
+        parser.error("--redis-timeout must be positive")
+    try:
+        nodes = RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
+    except ValueError as exc:
+        parser.error(f"--redis-cluster-nodes: {exc}")
+    try:
+        return RedisConfig(
+            url=args.redis_url,
+            cluster_nodes=nodes,
+            timeout_s=max(args.redis_timeout, min_timeout_s),
+            username=args.redis_username,
+            password=args.redis_password,
+        )
+    except ValueError as exc:
+        parser.error(f"--redis-url: {exc}")

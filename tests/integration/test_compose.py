@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
+from mimir_edge.address import parse_host_port
 from mimir_edge.cli import build_parser as cli_parser
+from mimir_edge.config_reference import env_vars, rls_parser
+from mimir_edge.config_reference import sync_parser as sync_env_parser
 from mimir_edge.deploy.envoy import EnvoyOptions, render_yaml
 from mimir_edge.deploy.nginx import NginxOptions, render
 from mimir_edge.localstack.envoy import envoy_binary
@@ -26,13 +29,9 @@ from mimir_edge.sync.main import build_parser as sync_parser
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-RLS_ENV = {
-    "GRPC_ADDR", "ADMIN_ADDR", "METRICS_ADDR", "REDIS_URL", "REDIS_CLUSTER_NODES", "FAILURE_MODE_ALLOW",
-    "ENFORCEMENT_DISABLED", "MAX_REQUEST_BYTES", "TENANT_HEADER", "LOG_FORMAT", "LOG_LEVEL",
-    # README's contract additions
-    "REDIS_TIMEOUT", "FAILURE_MODE", "REPLICAS_HINT", "ADMIN_TOKEN", "ADMIN_TOKEN_FILE", "METRICS_TENANTS",
-    "METRICS_MAX_TENANTS", "AUTHZ_HTTP_ADDR",
-}  # fmt: skip
+# The variables the programs' parsers read (docs/configuration.md is generated from the same parsers).
+RLS_ENV = env_vars(rls_parser())
+SYNC_ENV = env_vars(sync_env_parser())
 SCRIPTS = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
 ENVOY_OPTIONS = EnvoyOptions(
     rls=(("rls-1", 8081), ("rls-2", 8081), ("rls-3", 8081)),
@@ -51,7 +50,7 @@ def container_ports(service: dict[str, Any]) -> set[int]:
 
 
 def port_of(address: str) -> int:
-    return int(address.rpartition(":")[2])
+    return parse_host_port(address)[1]
 
 
 def test_the_stack_has_every_component() -> None:
@@ -94,6 +93,7 @@ def test_overrides_sync_service_parses_with_the_real_cli() -> None:
     command = service["command"]
     assert command[0] == "mimir-overrides-sync" and command[0] in SCRIPTS
     env = {k: str(v) for k, v in service["environment"].items()}
+    assert set(env) <= SYNC_ENV, set(env) - SYNC_ENV
     args = sync_parser(env).parse_args(command[1:])
     assert args.source == "file" and args.redis_url == "redis://redis:6379/0"
     assert port_of(env["HTTP_ADDR"]) == 9091 and 9091 in container_ports(service)

@@ -2,7 +2,7 @@
 
 `helm lint --strict` passes for every chart and for the umbrella with each environment's values;
 what `helm template` renders validates against Kubernetes 1.29 and 1.33 (strict); and the render
-has the properties operators rely on: the seed's sizes per environment, HPAs and PDBs, RBAC scoped
+has the properties operators rely on: the original deployment plan's sizes per environment, HPAs and PDBs, RBAC scoped
 to one ConfigMap and one Lease, hardened containers, probes on the real endpoints, and env vars
 and flags that the real services accept.
 """
@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
+from mimir_edge.config_reference import env_vars, rls_parser
+from mimir_edge.config_reference import sync_parser as sync_env_parser
 from mimir_edge.rls.settings import parse_settings
+from mimir_edge.settings import redis_config
 from mimir_edge.sync.main import build_parser as sync_parser
 
 from tests.k8s_tools import (
@@ -45,8 +48,8 @@ from tests.k8s_tools import (
 
 RLS, ENVOY, SYNC, DEV_REDIS = "mimir-rls", "mimir-envoy", "mimir-overrides-sync", "mimir-edge-redis"
 
-# seed-deployment-strategy.md, "Environment-Specific Configurations".
-SEED: dict[str, dict[str, Any]] = {
+# The original deployment plan's sizes per environment (its "Environment-Specific Configurations").
+PLANNED: dict[str, dict[str, Any]] = {
     "dev": {
         "rls": {"replicas": 1, "requests": ("100m", "1Gi"), "limits": ("200m", "2Gi")},
         "envoy": {"replicas": 1, "requests": ("50m", "512Mi"), "limits": ("100m", "1Gi")},
@@ -74,15 +77,12 @@ HPA: dict[str, dict[str, tuple[int, int, int]]] = {
 }
 SYNC_REPLICAS = {"dev": 1, "staging": 2, "production": 2}
 
-# ARCHITECTURE.md's environment contract and README's "Contract additions" for the RLS.
-RLS_ENV_CONTRACT = {
-    "GRPC_ADDR", "ADMIN_ADDR", "METRICS_ADDR", "REDIS_URL", "REDIS_CLUSTER_NODES", "FAILURE_MODE_ALLOW",
-    "ENFORCEMENT_DISABLED", "MAX_REQUEST_BYTES", "TENANT_HEADER", "LOG_FORMAT", "LOG_LEVEL", "REDIS_TIMEOUT",
-    "FAILURE_MODE", "ADMIN_TOKEN_FILE", "METRICS_TENANTS", "METRICS_MAX_TENANTS", "REPLICAS_HINT", "AUTHZ_HTTP_ADDR",
-}  # fmt: skip
-SYNC_ENV = {"HTTP_ADDR", "REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_TIMEOUT", "LOG_FORMAT", "LOG_LEVEL"}
-# Only for $(REDIS_PASSWORD) expansion into REDIS_URL; read by neither service.
-EXPANSION_ONLY = {"REDIS_PASSWORD"}
+# The variables the programs' parsers read (docs/configuration.md is generated from the same parsers).
+# The chart passes admin tokens only as a mounted file (ADMIN_TOKEN_FILE), never as a plain env value.
+RLS_ENV_CONTRACT = env_vars(rls_parser()) - {"ADMIN_TOKEN"}
+SYNC_ENV = env_vars(sync_env_parser())
+#: A password with every character that breaks a URL it is spliced into unencoded.
+AWKWARD_PASSWORD = "p@ss/w:rd%40x"
 # Kinds that are CRDs, which kubernetes-validate has no schema for; checked by hand below.
 CRD_KINDS = {"ServiceMonitor"}
 
@@ -112,7 +112,7 @@ def http_connection_manager(manifests: list[Manifest]) -> dict[str, Any]:
 
 
 def expand(env: dict[str, Manifest], secrets: dict[str, str]) -> dict[str, str]:
-    """Env as the kubelet would give it: secretKeyRef from `secrets`, $(VAR) expanded."""
+    """Env as the kubelet would give it: secretKeyRef from `secrets` (by Secret name), $(VAR) expanded."""
     out: dict[str, str] = {}
     for name, entry in env.items():
         value = entry["value"] if "value" in entry else secrets[entry["valueFrom"]["secretKeyRef"]["name"]]
@@ -234,33 +234,33 @@ def test_network_policies_are_off_by_default(renders: dict[str, list[Manifest]])
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_replicas_and_resources_are_the_seeds(renders: dict[str, list[Manifest]], env: str) -> None:
+def test_replicas_and_resources_are_the_planned_ones(renders: dict[str, list[Manifest]], env: str) -> None:
     manifests = renders[env]
     for key, name, cname in (("rls", RLS, "rls"), ("envoy", ENVOY, "envoy")):
-        seed = SEED[env][key]
+        planned = PLANNED[env][key]
         d = deployment(manifests, name)
         hpas = [h for h in kinds(manifests, "HorizontalPodAutoscaler") if h["metadata"]["name"] == name]
         if hpas:
             # The HPA owns the count: a `replicas` in the Deployment would reset it on every upgrade.
             assert "replicas" not in d["spec"]
-            assert hpas[0]["spec"]["minReplicas"] == seed["replicas"]
+            assert hpas[0]["spec"]["minReplicas"] == planned["replicas"]
         else:
-            assert d["spec"]["replicas"] == seed["replicas"]
+            assert d["spec"]["replicas"] == planned["replicas"]
         resources = container(d, cname)["resources"]
         for kind in ("requests", "limits"):
-            assert (resources[kind]["cpu"], resources[kind]["memory"]) == seed[kind], f"{name} {kind}"
+            assert (resources[kind]["cpu"], resources[kind]["memory"]) == planned[kind], f"{name} {kind}"
     assert deployment(manifests, SYNC)["spec"]["replicas"] == SYNC_REPLICAS[env]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_max_request_bytes_and_failure_mode_are_the_seeds(renders: dict[str, list[Manifest]], env: str) -> None:
+def test_max_request_bytes_and_failure_mode_are_the_planned_ones(renders: dict[str, list[Manifest]], env: str) -> None:
     manifests = renders[env]
     settings = parse_settings([], env=env_values(container(deployment(manifests, RLS), "rls")))
-    assert settings.max_request_bytes == SEED[env]["maxRequestBytes"]
-    assert settings.failure_mode_allow is SEED[env]["failureModeAllow"]
+    assert settings.max_request_bytes == PLANNED[env]["maxRequestBytes"]
+    assert settings.failure_mode_allow is PLANNED[env]["failureModeAllow"]
     ext_authz = http_connection_manager(manifests)["http_filters"][0]["typed_config"]
-    assert ext_authz["with_request_body"]["max_request_bytes"] == SEED[env]["maxRequestBytes"]
-    assert ext_authz["failure_mode_allow"] is SEED[env]["failureModeAllow"]
+    assert ext_authz["with_request_body"]["max_request_bytes"] == PLANNED[env]["maxRequestBytes"]
+    assert ext_authz["failure_mode_allow"] is PLANNED[env]["failureModeAllow"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -450,7 +450,7 @@ def test_rls_env_and_ports_are_the_contract(renders: dict[str, list[Manifest]], 
         ("metrics", 9090),
     }
     env_ = env_of(c)
-    assert set(env_) - EXPANSION_ONLY <= RLS_ENV_CONTRACT, set(env_) - RLS_ENV_CONTRACT
+    assert set(env_) <= RLS_ENV_CONTRACT, set(env_) - RLS_ENV_CONTRACT
     settings = parse_settings([], env=env_values(c))
     assert (settings.grpc_addr, settings.authz_http_addr, settings.admin_addr, settings.metrics_addr) == (
         "0.0.0.0:8081",
@@ -488,7 +488,7 @@ def test_rls_and_overrides_sync_share_one_redis(renders: dict[str, list[Manifest
     manifests = renders[env]
     rls = env_of(container(deployment(manifests, RLS), "rls"))
     sync = env_of(container(deployment(manifests, SYNC), "overrides-sync"))
-    for name in ("REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_PASSWORD"):
+    for name in ("REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_USERNAME", "REDIS_PASSWORD"):
         assert rls.get(name) == sync.get(name), name
     dev_redis = [d["metadata"]["name"] for d in kinds(manifests, "Deployment") if d["metadata"]["name"] == DEV_REDIS]
     if env == "dev":
@@ -503,16 +503,34 @@ def rls_container(helm: Helm, sets: dict[str, str]) -> Manifest:
     return container(deployment(manifests, RLS), "rls")
 
 
-def test_redis_password_comes_from_a_secret_and_tls_means_rediss(helm: Helm) -> None:
-    c = rls_container(helm, {"redis.auth.existingSecret": "redis-auth", "redis.tls": "true", "redis.host": "r.example"})
-    env = env_of(c)
-    names = [e["name"] for e in c["env"]]
-    # $(VAR) only expands variables defined earlier in the list.
-    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
-    expanded = expand(env, {"redis-auth": "s3cret"})
-    settings = parse_settings([], env={k: v for k, v in expanded.items() if k not in EXPANSION_ONLY})
-    assert settings.redis.url == "rediss://:s3cret@r.example:6379/0"
+def sync_container(helm: Helm, sets: dict[str, str]) -> Manifest:
+    manifests = helm.template(CHARTS / "overrides-sync", sets=sets, release=SYNC)
+    return container(deployment(manifests, SYNC), "overrides-sync")
+
+
+def test_redis_password_is_its_own_env_var_from_a_secret_and_tls_means_rediss(helm: Helm) -> None:
+    """Issue 14 item 7: the password is never spliced into REDIS_URL (an @ / : % in it broke the
+    URL); both services read REDIS_PASSWORD as it is."""
+    sets = {
+        "redis.auth.existingSecret": "redis-auth",
+        "redis.auth.username": "edge",
+        "redis.tls": "true",
+        "redis.host": "r.example",
+    }
+    for c in (rls_container(helm, sets), sync_container(helm, sets)):
+        env = env_of(c)
+        assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "password"}
+        assert env["REDIS_URL"] == {"name": "REDIS_URL", "value": "rediss://r.example:6379/0"}
+        assert env["REDIS_USERNAME"]["value"] == "edge"
+        given = expand(env, {"redis-auth": AWKWARD_PASSWORD})
+        if c["name"] == "rls":
+            config = parse_settings([], env=given).redis
+        else:
+            parser = sync_parser(env=given)
+            config = redis_config(parser, parser.parse_args(c["args"]))
+        assert config.url == "rediss://r.example:6379/0" and config.tls
+        assert config.credentials == ("edge", AWKWARD_PASSWORD)
+        assert AWKWARD_PASSWORD not in repr(config)
 
 
 def test_redis_url_from_a_secret_and_cluster_nodes(helm: Helm) -> None:
@@ -524,17 +542,19 @@ def test_redis_url_from_a_secret_and_cluster_nodes(helm: Helm) -> None:
     assert parse_settings([], env=env).redis.cluster_nodes == (("a", 7000), ("b", 7001))
 
 
-def test_cluster_mode_with_auth_and_tls_passes_them_in_the_url(helm: Helm) -> None:
+def test_cluster_mode_with_auth_and_tls(helm: Helm) -> None:
     c = rls_container(
         helm, {"redis.clusterNodes": "{a:7000}", "redis.auth.existingSecret": "redis-auth", "redis.tls": "true"}
     )
     env = env_of(c)
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "redis-auth"
-    names = [e["name"] for e in c["env"]]
-    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
-    settings = parse_settings([], env=env_values(c))
-    assert settings.redis.cluster_nodes == (("a", 7000),)
-    assert settings.redis.url.startswith("rediss://") and "$(REDIS_PASSWORD)@" in settings.redis.url
+    assert "REDIS_USERNAME" not in env
+    config = parse_settings([], env=expand(env, {"redis-auth": AWKWARD_PASSWORD})).redis
+    assert config.cluster_nodes == (("a", 7000),)
+    assert config.tls and config.credentials == (None, AWKWARD_PASSWORD)
+    # Without TLS a Cluster needs no REDIS_URL at all.
+    c = rls_container(helm, {"redis.clusterNodes": "{a:7000}", "redis.auth.existingSecret": "redis-auth"})
+    assert "REDIS_URL" not in env_of(c) and "REDIS_PASSWORD" in env_of(c)
 
 
 def test_admin_tokens_are_a_mounted_secret_file(helm: Helm) -> None:

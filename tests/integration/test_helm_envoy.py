@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+from mimir_edge.address import parse_host_port
+from mimir_edge.config_reference import rls_parser
 from mimir_edge.deploy.envoy import CHARGES, MODES, TRANSPORTS, EnvoyOptions, render
 from mimir_edge.localstack.envoy import envoy_binary
 from mimir_edge.localstack.processes import MissingProgram
@@ -42,7 +44,11 @@ CASES = [
     for transport in TRANSPORTS
     if not (charge == "ratelimit" and transport == "http")
 ]
-RLS_PORTS = {"grpc": 8081, "http": 8083}
+#: The RLS's default ports per transport, from its parser (the chart's defaults must match them).
+RLS_PORTS = {
+    transport: parse_host_port(rls_parser().get_default(dest))[1]
+    for transport, dest in (("grpc", "grpc_addr"), ("http", "authz_http_addr"))
+}
 
 
 @pytest.fixture(scope="module")

@@ -164,7 +164,7 @@ def test_mirror_writes_each_request_exactly_once_and_the_rls_sees_would_be_denia
 def test_a_forwarding_envoy_still_cannot_make_the_distributor_ingest_a_copy(
     forwarding_envoy_stack: MirrorStack,
 ) -> None:
-    """Envoy left in canary mode during the mirror phase (the seed's trap): the copies reach the
+    """Envoy left in canary mode during the mirror phase (the original deployment plan's trap): the copies reach the
     distributor, but on MIRROR_PATH, which Mimir has no route for (404), never as a second push."""
     stack = forwarding_envoy_stack
     tenant = f"mirrored-{uuid.uuid4().hex[:8]}"

@@ -1,4 +1,4 @@
-"""The seed's rollout, end to end with a real remote_write client: real Prometheus (Debian's 2.42)
+"""The rollout in docs/deployment-guide.md, end to end with a real remote_write client: real Prometheus (Debian's 2.42)
 scrapes itself and remote-writes through real NGINX (the configs of examples/, rendered for local
 addresses) → real Envoy (`render-envoy`) → real RLS replicas on real Redis → a receiving real
 Prometheus standing in for the distributor.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mimir_edge.address import parse_host_port
 from mimir_edge.rls.settings import parse_settings
 from mimir_edge.sync.main import build_parser as sync_parser
 
@@ -120,7 +121,7 @@ def test_exposes_exactly_the_contract_ports(stages: list[Stage]) -> None:
     rls = parse_settings([], env={})
     sync = sync_parser(env={}).parse_args(["--source", "file", "--path", "x"])
     addresses = (rls.grpc_addr, rls.authz_http_addr, rls.admin_addr, rls.metrics_addr, sync.http_addr)
-    contract = {int(addr.rpartition(":")[2]) for addr in addresses}
+    contract = {parse_host_port(addr)[1] for addr in addresses}
     assert exposed == contract == {8081, 8083, 8082, 9090, 9091}
 
 

@@ -82,7 +82,7 @@ def test_mirror_writes_to_the_distributor_and_copies_to_envoy_off_the_push_path(
     assert "proxy_pass http://distributor/api/v1/push;" in mirror
     assert f"proxy_pass http://envoy{MIRROR_PATH};" in mirror
     assert "internal;" in mirror
-    assert 'Content-Length ""' not in mirror  # the seed's mirror dropped the body's length
+    assert 'Content-Length ""' not in mirror  # the original plan's mirror config dropped the body's length
 
 
 def test_remote_write_essentials() -> None:
@@ -184,7 +184,7 @@ def test_hpa_examples(path: str, deployment: str) -> None:
     assert doc["apiVersion"] == "autoscaling/v2" and doc["kind"] == "HorizontalPodAutoscaler"
     spec = doc["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}
-    assert spec["minReplicas"] == 10  # the seed's production size
+    assert spec["minReplicas"] == 10  # the original deployment plan's production size
     assert spec["minReplicas"] < spec["maxReplicas"]
     (metric,) = spec["metrics"]
     assert metric["resource"]["name"] == "cpu"

@@ -43,9 +43,9 @@ environment: {{ . | quote }}
 {{- end -}}
 
 {{/*
-Redis connection env: REDIS_CLUSTER_NODES (Cluster mode) or REDIS_URL (standalone), plus REDIS_TIMEOUT.
-A password comes from an existing Secret as REDIS_PASSWORD and is spliced into REDIS_URL by the kubelet's
-$(VAR) expansion, so it never appears in the manifest; REDIS_PASSWORD must come first for that to work.
+Redis connection env: REDIS_CLUSTER_NODES (Cluster mode) and/or REDIS_URL, plus REDIS_TIMEOUT.
+REDIS_URL never carries the password: it comes from an existing Secret as REDIS_PASSWORD, which both
+services read as it is, so any character (@ / : %) works and it never appears in the manifest.
 The same helper is in charts/mimir-rls (tests check both render the same env).
 */}}
 {{- define "overrides-sync.redisEnv" -}}
@@ -54,28 +54,29 @@ The same helper is in charts/mimir-rls (tests check both render the same env).
 - name: REDIS_CLUSTER_NODES
   value: {{ join "," $r.clusterNodes | quote }}
 {{- end }}
-{{- /* In Cluster mode REDIS_URL carries only the credentials and the scheme (rediss:// = TLS) for every node. */}}
-{{- $host := ternary "cluster-nodes" $r.host (not (empty $r.clusterNodes)) -}}
 {{- if $r.urlSecret.name }}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
       name: {{ $r.urlSecret.name }}
       key: {{ $r.urlSecret.key }}
-{{- else if or (empty $r.clusterNodes) $r.auth.existingSecret $r.tls }}
+{{- else if or (empty $r.clusterNodes) $r.tls }}
+{{- /* In Cluster mode REDIS_URL only says rediss:// (TLS) for every node; its host is not used. */}}
 {{- $scheme := ternary "rediss" "redis" $r.tls -}}
+{{- $host := ternary "cluster-nodes" $r.host (not (empty $r.clusterNodes)) }}
+- name: REDIS_URL
+  value: {{ printf "%s://%s:%d/%d" $scheme $host (int $r.port) (int $r.db) | quote }}
+{{- end }}
 {{- if $r.auth.existingSecret }}
+{{- with $r.auth.username }}
+- name: REDIS_USERNAME
+  value: {{ . | quote }}
+{{- end }}
 - name: REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ $r.auth.existingSecret }}
       key: {{ $r.auth.passwordKey }}
-- name: REDIS_URL
-  value: {{ printf "%s://%s:$(REDIS_PASSWORD)@%s:%d/%d" $scheme $r.auth.username $host (int $r.port) (int $r.db) | quote }}
-{{- else }}
-- name: REDIS_URL
-  value: {{ printf "%s://%s:%d/%d" $scheme $host (int $r.port) (int $r.db) | quote }}
-{{- end }}
 {{- end }}
 - name: REDIS_TIMEOUT
   value: {{ $r.timeoutSeconds | toString | quote }}

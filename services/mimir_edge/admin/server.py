@@ -26,10 +26,10 @@ import yaml
 from mimir_edge import httpd
 from mimir_edge.admin import overrides
 from mimir_edge.admin.view import SORT_KEYS, FleetView
-from mimir_edge.core.errors import InvalidTenant
+from mimir_edge.core.errors import InvalidTenant, StoreUnavailable
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import BucketLimits
-from mimir_edge.store.client import REDIS_ERRORS
+from mimir_edge.store.client import translated_errors
 
 log = structlog.get_logger("rls.admin")
 audit_log = structlog.get_logger("audit")
@@ -244,8 +244,9 @@ class Api:
         entry |= dict(details)
         audit_log.warning(event, **{k: v for k, v in entry.items() if k != "event"})
         try:
-            overrides.audit(self.ctx.redis, entry)
-        except REDIS_ERRORS as exc:  # the change itself landed; the log line above is the record
+            with translated_errors("store audit entry"):
+                overrides.audit(self.ctx.redis, entry)
+        except StoreUnavailable as exc:  # the change itself landed; the log line above is the record
             log.error("could not store audit entry", error=str(exc))
 
 
@@ -309,20 +310,21 @@ def serve(host: str, port: int, api: Api) -> ThreadingHTTPServer:
                     self._send(200, static[0], static[1])
                     return
                 params = parse_qs(url.query, keep_blank_values=True)
-                if self.command in ("GET", "HEAD"):
-                    status, payload = api.get(path, params)
-                else:
-                    length = int(self.headers.get("Content-Length") or 0)
-                    if length > MAX_BODY:
-                        raise ApiError(413, f"body over {MAX_BODY} bytes")
-                    body = self.rfile.read(length) if length > 0 else b""
-                    headers = {k.lower(): v for k, v in self.headers.items()}
-                    status, payload = api.mutate(self.command, path, headers, body, self.client_address[0])
+                with translated_errors(f"{self.command} {path}"):
+                    if self.command in ("GET", "HEAD"):
+                        status, payload = api.get(path, params)
+                    else:
+                        length = int(self.headers.get("Content-Length") or 0)
+                        if length > MAX_BODY:
+                            raise ApiError(413, f"body over {MAX_BODY} bytes")
+                        body = self.rfile.read(length) if length > 0 else b""
+                        headers = {k.lower(): v for k, v in self.headers.items()}
+                        status, payload = api.mutate(self.command, path, headers, body, self.client_address[0])
                 self._json(status, payload)
             except ApiError as exc:
                 self._json(exc.status, {"error": str(exc)}, exc.headers)
-            except REDIS_ERRORS as exc:
-                self._json(503, {"error": f"redis unavailable: {type(exc).__name__}: {exc}"})
+            except StoreUnavailable as exc:
+                self._json(503, {"error": str(exc)})
             except ValueError as exc:  # e.g. a bad Content-Length
                 self._json(400, {"error": str(exc)})
             except Exception as exc:  # a bug must not kill the thread without an answer

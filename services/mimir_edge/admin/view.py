@@ -29,10 +29,12 @@ from mimir_edge.admin.stats import (
     tenants_key,
     window_starts,
 )
+from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.limits import MIMIR_DEFAULTS, TenantLimits
 from mimir_edge.core.schema import (
     DEFAULTS_KEY,
     ENFORCED_FIELDS,
+    LIVE_FOR_S,
     REPLICAS_KEY,
     SYNC_STATUS_KEY,
     TENANTS_KEY,
@@ -43,8 +45,7 @@ from mimir_edge.core.schema import (
 )
 from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.core.verdict import Outcome
-from mimir_edge.rls.registry import LIVE_FOR_S
-from mimir_edge.store.client import REDIS_ERRORS, SyncRedis, as_text
+from mimir_edge.store.client import SyncRedis, as_text, translated_errors
 
 #: Rates ("now") are taken over the last minute of complete 10 s buckets.
 RATE_WINDOW_S = 60
@@ -328,11 +329,12 @@ class FleetView:
     def redis_status(self) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            self._redis.ping()
-            latency_ms = (time.perf_counter() - started) * 1000
-            info: Mapping[str, Any] = self._redis.info("server") if not self._cluster else {}
-            memory: Mapping[str, Any] = self._redis.info("memory") if not self._cluster else {}
-        except REDIS_ERRORS as exc:
+            with translated_errors("PING"):
+                self._redis.ping()
+                latency_ms = (time.perf_counter() - started) * 1000
+                info: Mapping[str, Any] = self._redis.info("server") if not self._cluster else {}
+                memory: Mapping[str, Any] = self._redis.info("memory") if not self._cluster else {}
+        except StoreUnavailable as exc:
             return {"ok": False, "mode": "cluster" if self._cluster else "standalone", "error": str(exc)}
         return {
             "ok": True,

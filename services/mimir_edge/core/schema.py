@@ -18,6 +18,11 @@ TENANTS_KEY = f"{PREFIX}:tenants"
 SYNC_STATUS_KEY = f"{PREFIX}:sync"
 #: Sorted set of live RLS replicas (score: last heartbeat, ms); details in replica_key(id).
 REPLICAS_KEY = f"{PREFIX}:replicas"
+#: Seconds between an RLS replica's heartbeats into REPLICAS_KEY.
+HEARTBEAT_S = 2.0
+#: A replica whose last heartbeat is older than this is not counted as live (local mode's share,
+#: the admin API's replica list); its replica_key expires after it too.
+LIVE_FOR_S = 10.0
 #: overrides-sync publishes here after a change; RLS replicas refresh their defaults at once.
 LIMITS_CHANNEL = f"{PREFIX}:limits-changed"
 

@@ -26,14 +26,22 @@ from typing import Any
 
 import yaml
 
-from mimir_edge.rls.ext_authz import CHARGE_BY_RATELIMIT, CHARGE_EXTENSION, METADATA_HITS
-from mimir_edge.rls.http_authz import CHECK_PREFIX, HEALTH_PATH
-from mimir_edge.rls.ratelimit import TENANT_KEY
+from mimir_edge.contract import (
+    CHARGE_BY_RATELIMIT,
+    CHARGE_EXTENSION,
+    CHECK_PREFIX,
+    DEFAULT_TENANT_HEADER,
+    HEADER_PREFIX,
+    HEALTH_PATH,
+    METADATA_HITS,
+    METADATA_NAMESPACE,
+    RATELIMIT_DOMAIN,
+    TENANT_DESCRIPTOR_KEY,
+)
 
 MODES = ("mirror", "canary", "full")
 CHARGES = ("check", "ratelimit")
 TRANSPORTS = ("grpc", "http")
-RATELIMIT_DOMAIN = "mimir-edge"
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _EXT_AUTHZ = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
@@ -53,7 +61,7 @@ class EnvoyOptions:
     listen: tuple[str, int] = ("0.0.0.0", 8080)
     admin: tuple[str, int] = ("127.0.0.1", 9901)
     max_request_bytes: int = 52428800
-    tenant_header: str = "X-Scope-OrgID"
+    tenant_header: str = DEFAULT_TENANT_HEADER
     failure_mode_allow: bool = True
     authz_timeout_s: float = 0.5
     #: Passed to the route; remote_write to a busy distributor can be slow.
@@ -73,13 +81,6 @@ class EnvoyOptions:
             raise ValueError("charge=ratelimit needs authz_transport=grpc: the rate limit filter speaks gRPC only")
         if not self.rls:
             raise ValueError("at least one RLS address is needed")
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"{text!r} is not host:port")
-    return host.strip("[]"), int(port)
 
 
 def _socket(host: str, port: int) -> dict[str, Any]:
@@ -193,9 +194,9 @@ def _rls_http_service(timeout_s: float) -> dict[str, Any]:
         # authorization-server error and applies failure_mode_allow / status_on_error to it.)
         "retry_policy": _retry_policy("connect-failure,reset"),
         "authorization_response": {
-            "allowed_upstream_headers": {"patterns": [{"prefix": "x-mimir-edge-"}]},
+            "allowed_upstream_headers": {"patterns": [{"prefix": HEADER_PREFIX}]},
             "allowed_client_headers": {
-                "patterns": [{"exact": "retry-after"}, {"exact": "content-type"}, {"prefix": "x-mimir-edge-"}]
+                "patterns": [{"exact": "retry-after"}, {"exact": "content-type"}, {"prefix": HEADER_PREFIX}]
             },
         },
     }
@@ -245,7 +246,7 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
                 "check_settings": {"context_extensions": {CHARGE_EXTENSION: CHARGE_BY_RATELIMIT}},
             }
         }
-        tenant_action = {"request_headers": {"header_name": header, "descriptor_key": TENANT_KEY}}
+        tenant_action = {"request_headers": {"header_name": header, "descriptor_key": TENANT_DESCRIPTOR_KEY}}
         filters.append(
             {
                 "name": "envoy.filters.http.ratelimit",
@@ -266,9 +267,7 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
                         # items: the count ext_authz returned as dynamic metadata
                         {
                             "actions": [tenant_action],
-                            "hits_addend": {
-                                "format": f"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:{METADATA_HITS})%"
-                            },
+                            "hits_addend": {"format": f"%DYNAMIC_METADATA({METADATA_NAMESPACE}:{METADATA_HITS})%"},
                         },
                     ],
                 },

@@ -22,13 +22,16 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 
+from mimir_edge.contract import DEFAULT_TENANT_HEADER, ROUTE_HEADER
+
 PHASES = ("direct", "mirror", "canary", "full")
 CANARY_STEPS = (10, 25, 50, 75, 100)
 #: The rollout's phases in order; each is one example ConfigMap (examples/nginx-<name>.yaml).
 EXAMPLE_NAMES = ("direct", "mirror", *(f"canary-{p}" for p in CANARY_STEPS), "full")
 
 DEFAULT_DISTRIBUTOR = ("distributor.mimir.svc.cluster.local", 8080)
-#: The umbrella chart (charts/mimir-edge-enforcement) names Envoy's Service mimir-envoy; the seed's namespace.
+#: The umbrella chart (charts/mimir-edge-enforcement) names Envoy's Service mimir-envoy; installed in the
+#: namespace docs/deployment-guide.md uses.
 DEFAULT_ENVOY = ("mimir-envoy.mimir-edge-enforcement.svc.cluster.local", 8080)
 DEFAULT_CONFIGMAP = "mimir-edge-nginx"
 PHASE_ANNOTATION = "mimir-edge.io/phase"
@@ -53,7 +56,7 @@ class NginxOptions:
     listen: tuple[str, int] = ("0.0.0.0", 8080)
     distributor: tuple[str, int] = DEFAULT_DISTRIBUTOR
     envoy: tuple[str, int] = DEFAULT_ENVOY
-    tenant_header: str = "X-Scope-OrgID"
+    tenant_header: str = DEFAULT_TENANT_HEADER
     #: At least the RLS's MAX_REQUEST_BYTES, so Envoy/RLS decide about large bodies, not NGINX.
     client_max_body_size: int = 52428800
     #: (user, password) pairs: `Authorization: Basic base64(user:password)` → tenant `user`.
@@ -192,7 +195,7 @@ def _route(options: NginxOptions) -> list[str]:
         ]
     label = {"direct": "distributor", "mirror": "distributor+mirror", "full": "envoy"}[options.phase]
     return [
-        "    # Where this phase sends a write (logged and returned as X-Mimir-Edge-Route).",
+        f"    # Where this phase sends a write (logged and returned as {ROUTE_HEADER}).",
         "    map $tenant $edge_route {",
         f"        default {label};",
         "    }",
@@ -228,7 +231,7 @@ def _push_location(options: NginxOptions) -> list[str]:
             "            mirror_request_body on;",
         ]
     lines += [
-        "            add_header X-Mimir-Edge-Route $edge_route always;",
+        f"            add_header {ROUTE_HEADER} $edge_route always;",
         f"            proxy_pass {target};",
         "        }",
         "",

@@ -1,4 +1,4 @@
-"""`mimir-edge rollout PHASE`: the seed's phases and rollbacks, done with kubectl.
+"""`mimir-edge rollout PHASE`: the rollout's phases (docs/deployment-guide.md) and rollbacks, done with kubectl.
 
 Phases in order: direct → mirror → canary-10 → 25 → 50 → 75 → 100 → full; `rollback` is the
 emergency return to direct. Each phase is: the RLS in shadow (mirror) or enforcing (canary,

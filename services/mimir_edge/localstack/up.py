@@ -34,6 +34,7 @@ from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.sync import SyncProcess
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+from mimir_edge.store.address import redact_url
 
 HOST = "127.0.0.1"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -318,7 +319,7 @@ class LocalStack:
         urls["overrides-sync"] = f"http://{HOST}:{self.ports.sync}/metrics"
         urls["envoy admin"] = f"http://{HOST}:{self.ports.envoy_admin}/stats"
         urls["stand-in distributor"] = f"http://{HOST}:{self.ports.distributor}/  (not Mimir)"
-        urls["redis"] = self.redis.url if self.redis else ""
+        urls["redis"] = redact_url(self.redis.url) if self.redis else ""
         return urls
 
     # -- traffic -----------------------------------------------------------------------------

@@ -5,17 +5,14 @@ case an announcement was missed; the last good copy is kept while Redis is away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 
-import redis.asyncio as aioredis
 import structlog
 
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.limits import MIMIR_DEFAULTS
-from mimir_edge.core.schema import LIMITS_CHANNEL
 from mimir_edge.core.token_bucket import BucketLimits
-from mimir_edge.store.client import REDIS_ERRORS, RedisConfig
+from mimir_edge.store.announcements import LimitChanges
+from mimir_edge.store.client import RedisConfig
 from mimir_edge.store.limits import LimitsStore
 
 log = structlog.get_logger("rls.defaults")
@@ -49,26 +46,5 @@ class DefaultsCache:
             await asyncio.sleep(self._refresh_s if ok else self._retry_s)
 
     async def follow_changes(self, config: RedisConfig) -> None:
-        """Refresh on every change announcement. On Cluster any node delivers the broadcast;
-        when one is lost, the next is tried."""
-        if config.cluster_nodes:
-            urls = [f"redis://{host}:{port}/0" for host, port in config.cluster_nodes]
-        else:
-            urls = [config.url]
-        for url in itertools.cycle(urls):
-            # No socket timeout: a subscription is quiet most of the time.
-            client = aioredis.Redis.from_url(url, socket_connect_timeout=config.timeout_s, health_check_interval=15)
-            pubsub = client.pubsub()
-            try:
-                await pubsub.subscribe(LIMITS_CHANNEL)
-                await self.refresh()  # whatever changed while we were not subscribed
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self.refresh()
-            except REDIS_ERRORS as exc:
-                log.debug("limits change subscription lost", error=str(exc))
-                await asyncio.sleep(self._retry_s)
-            finally:
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                await client.aclose()
+        """Refresh on every change announcement (and after each (re)subscription)."""
+        await LimitChanges(config, retry_s=self._retry_s).follow(self.refresh)

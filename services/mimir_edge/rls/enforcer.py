@@ -10,11 +10,12 @@ import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
 from mimir_edge import logs
-from mimir_edge.admin.stats import StatsRecorder
+from mimir_edge.contract import DECISION_HEADER, ITEMS_HEADER, REASON_HEADER, SERIES_HEADER
 from mimir_edge.core.admission import WriteCharge, items_to_charge
 from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
 from mimir_edge.core.ha_tracker import HaOutcome
@@ -50,16 +51,25 @@ class CheckResult:
         client's answer when not."""
         verdict = self.verdict
         if verdict.admitted:
-            headers = [("x-mimir-edge-decision", verdict.outcome.value)]
+            headers = [(DECISION_HEADER, verdict.outcome.value)]
             if self.counts is not None:
                 charged = self.decision.items_charged if self.decision is not None else self.counts.items
-                headers.append(("x-mimir-edge-items", str(charged)))
-                headers.append(("x-mimir-edge-series", str(self.counts.series)))
+                headers.append((ITEMS_HEADER, str(charged)))
+                headers.append((SERIES_HEADER, str(self.counts.series)))
             return headers
-        headers = [("content-type", "text/plain; charset=utf-8"), ("x-mimir-edge-reason", verdict.cause.value)]
+        headers = [("content-type", "text/plain; charset=utf-8"), (REASON_HEADER, verdict.cause.value)]
         if verdict.retry_after_s is not None:
             headers.append(("retry-after", str(verdict.retry_after_s)))
         return headers
+
+
+class DecisionRecorder(Protocol):
+    """Where every decision is added up beside the metrics (the admin's fleet-wide stats,
+    admin.stats.StatsRecorder): called on the decision path, so it must not block."""
+
+    def record(
+        self, tenant: str | None, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None = None
+    ) -> None: ...
 
 
 class FailureMode(enum.StrEnum):
@@ -88,7 +98,7 @@ class Enforcer:
         *,
         breaker: CircuitBreaker | None = None,
         local: LocalLimiter | None = None,
-        stats: StatsRecorder | None = None,
+        stats: DecisionRecorder | None = None,
     ):
         self._store = store
         self._defaults = defaults

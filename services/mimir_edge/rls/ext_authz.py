@@ -12,14 +12,9 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2, status_pb2
 
+from mimir_edge.contract import CHARGE_BY_RATELIMIT, CHARGE_EXTENSION, METADATA_HITS, METADATA_SERIES, METADATA_TENANT
 from mimir_edge.rls.enforcer import CheckResult, Enforcer
 from mimir_edge.rls.metrics import RlsMetrics
-
-#: Set by the generated Envoy config (`check_settings.context_extensions`) when the rate limit
-#: filter charges the buckets: Check then only counts, so each request is charged once.
-CHARGE_EXTENSION = "mimir_edge_charge"
-CHARGE_BY_RATELIMIT = "ratelimit"
-METADATA_HITS = "hits"
 
 _GRPC_CODES = {
     400: code_pb2.INVALID_ARGUMENT,
@@ -43,9 +38,9 @@ def check_response(result: CheckResult) -> authz.CheckResponse:
     if verdict.admitted:
         metadata = struct_pb2.Struct()
         if result.counts is not None:
-            metadata.update({METADATA_HITS: result.counts.items, "series": result.counts.series})
+            metadata.update({METADATA_HITS: result.counts.items, METADATA_SERIES: result.counts.series})
         if result.tenant is not None:
-            metadata.update({"tenant": result.tenant})
+            metadata.update({METADATA_TENANT: result.tenant})
         return authz.CheckResponse(
             status=status_pb2.Status(code=code_pb2.OK),
             ok_response=authz.OkHttpResponse(headers=headers),

@@ -17,17 +17,13 @@ from collections.abc import Callable
 
 import structlog
 
+from mimir_edge.contract import CHECK_PREFIX, HEALTH_PATH
 from mimir_edge.rls.enforcer import CheckResult, Enforcer
 from mimir_edge.rls.http_wire import Request, RequestParser, WireError, encode_response
 from mimir_edge.rls.metrics import RlsMetrics
 
 log = structlog.get_logger("rls")
 
-#: Envoy's `http_service.path_prefix`: a check for POST /api/v1/push arrives as
-#: POST /ext_authz/api/v1/push.
-CHECK_PREFIX = "/ext_authz"
-#: Envoy's active health check of the HTTP transport: 200 while serving, 503 otherwise.
-HEALTH_PATH = "/healthz"
 #: Room for the request line and headers around a body of MAX_REQUEST_BYTES.
 HEAD_ROOM_BYTES = 64 * 1024
 _TEXT = [("content-type", "text/plain; charset=utf-8")]

@@ -16,6 +16,7 @@ from envoy.service.ratelimit.v3 import rls_pb2 as rls
 from envoy.service.ratelimit.v3 import rls_pb2_grpc as rls_grpc
 from google.protobuf import duration_pb2
 
+from mimir_edge.contract import TENANT_DESCRIPTOR_KEY
 from mimir_edge.core.errors import InvalidTenant
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import NEVER, Decision, Reason
@@ -23,7 +24,6 @@ from mimir_edge.core.verdict import Outcome
 from mimir_edge.rls.enforcer import Enforcer
 from mimir_edge.rls.metrics import RlsMetrics
 
-TENANT_KEY = "tenant"
 OK = rls.RateLimitResponse.OK
 OVER_LIMIT = rls.RateLimitResponse.OVER_LIMIT
 Unit = rls.RateLimitResponse.RateLimit.Unit
@@ -135,7 +135,7 @@ class RateLimitServicer(rls_grpc.RateLimitServiceServicer):  # type: ignore[misc
     @staticmethod
     def _tenant_of(descriptor: object) -> str | None:
         entries = descriptor.entries  # type: ignore[attr-defined]
-        if len(entries) != 1 or entries[0].key != TENANT_KEY:
+        if len(entries) != 1 or entries[0].key != TENANT_DESCRIPTOR_KEY:
             return None
         try:
             return validate_tenant_id(entries[0].value)

@@ -13,13 +13,10 @@ import structlog
 
 from mimir_edge import __version__
 from mimir_edge.core.errors import StoreUnavailable
-from mimir_edge.core.schema import REPLICAS_KEY, replica_key
+from mimir_edge.core.schema import LIVE_FOR_S, REPLICAS_KEY, replica_key
 from mimir_edge.store.client import Redis, translated_errors
 
 log = structlog.get_logger("rls.registry")
-
-HEARTBEAT_S = 2.0
-LIVE_FOR_S = 10.0
 
 
 class ReplicaRegistry:

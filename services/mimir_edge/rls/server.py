@@ -8,7 +8,6 @@ import gc
 import signal
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import structlog
@@ -18,10 +17,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from mimir_edge import __version__
+from mimir_edge.address import parse_host_port
 from mimir_edge.admin import server as admin
 from mimir_edge.admin.stats import StatsRecorder
 from mimir_edge.admin.view import FleetView
-from mimir_edge.core.schema import decode_limits, limits_key
+from mimir_edge.core.schema import HEARTBEAT_S
 from mimir_edge.core.token_bucket import BucketLimits
 from mimir_edge.rls.defaults import DefaultsCache
 from mimir_edge.rls.enforcer import Enforcer, EnforcerConfig, FailureMode
@@ -30,12 +30,13 @@ from mimir_edge.rls.http_authz import HttpAuthzServer
 from mimir_edge.rls.local import LocalLimiter
 from mimir_edge.rls.metrics import RlsMetrics
 from mimir_edge.rls.ratelimit import RateLimitServicer
-from mimir_edge.rls.registry import HEARTBEAT_S, ReplicaRegistry
+from mimir_edge.rls.registry import ReplicaRegistry
 from mimir_edge.rls.settings import RlsSettings
+from mimir_edge.store.address import redact_url
 from mimir_edge.store.breaker import BreakerState, CircuitBreaker
 from mimir_edge.store.buckets import BucketStore
 from mimir_edge.store.client import SyncRedis, connect, connect_sync
-from mimir_edge.store.limits import LimitsStore
+from mimir_edge.store.limits import LimitsStore, read_tenant_limits
 
 log = structlog.get_logger("rls")
 
@@ -50,11 +51,6 @@ SERVICES = (
 
 class StartupError(RuntimeError):
     pass
-
-
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 async def serve(settings: RlsSettings) -> None:
@@ -122,7 +118,7 @@ async def serve(settings: RlsSettings) -> None:
 
     if server.add_insecure_port(settings.grpc_addr) == 0:
         raise StartupError(f"cannot listen on GRPC_ADDR {settings.grpc_addr}")
-    metrics_host, metrics_port = _split(settings.metrics_addr)
+    metrics_host, metrics_port = parse_host_port(settings.metrics_addr)
     try:
         metrics_server, metrics_thread = start_http_server(metrics_port, metrics_host, registry=metrics.registry)
     except OSError as exc:
@@ -158,7 +154,7 @@ async def serve(settings: RlsSettings) -> None:
         ),
         on_request=lambda method, code: metrics.admin_requests.labels(method, str(code)).inc(),
     )
-    admin_host, admin_port = _split(settings.admin_addr)
+    admin_host, admin_port = parse_host_port(settings.admin_addr)
     try:
         admin_server = admin.serve(admin_host, admin_port, api)
     except OSError as exc:
@@ -169,7 +165,7 @@ async def serve(settings: RlsSettings) -> None:
     )
     if settings.authz_http_addr:
         try:
-            await http_authz.start(*_split(settings.authz_http_addr))
+            await http_authz.start(*parse_host_port(settings.authz_http_addr))
         except OSError as exc:
             raise StartupError(f"cannot listen on AUTHZ_HTTP_ADDR {settings.authz_http_addr}: {exc.strerror}") from None
     # Everything alive now (modules, grpc, protobuf, prometheus: ~54k objects) lives as long as the
@@ -181,7 +177,7 @@ async def serve(settings: RlsSettings) -> None:
         grpc_addr=settings.grpc_addr,
         authz_http_addr=settings.authz_http_addr or None,
         metrics_addr=settings.metrics_addr,
-        redis=settings.redis.url if not settings.redis.cluster_nodes else "cluster",
+        redis=settings.redis.describe(),
         shadow=settings.enforcement_disabled,
         failure_mode=settings.failure_mode.value,
     )
@@ -246,6 +242,8 @@ def effective_config(settings: RlsSettings, replica_id: str) -> dict[str, Any]:
         "admin_addr": settings.admin_addr,
         "metrics_addr": settings.metrics_addr,
         "redis_url": redact_url(settings.redis.url) if not settings.redis.cluster_nodes else "",
+        "redis_username": settings.redis.credentials[0] or "",
+        "redis_password": "<redacted>" if settings.redis.credentials[1] else "",
         "redis_cluster_nodes": [f"{host}:{port}" for host, port in settings.redis.cluster_nodes],
         "redis_timeout_s": settings.redis.timeout_s,
         "failure_mode": settings.failure_mode.value,
@@ -264,19 +262,8 @@ def effective_config(settings: RlsSettings, replica_id: str) -> dict[str, Any]:
     }
 
 
-def redact_url(url: str) -> str:
-    """redis://user:secret@host → redis://user:<redacted>@host."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:<redacted>@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def current_limits(redis: SyncRedis, tenant: str, defaults: BucketLimits) -> BucketLimits:
     """The tenant's enforced limits (overrides file, else defaults), for an emergency override's
     burst ratio."""
-    raw = redis.hgetall(limits_key(tenant))
-    return BucketLimits.from_tenant_limits(decode_limits(raw)) if raw else defaults
+    stored = read_tenant_limits(redis, tenant)
+    return BucketLimits.from_tenant_limits(stored) if stored is not None else defaults

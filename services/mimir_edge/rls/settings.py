@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mimir_edge import logs
+from mimir_edge.address import parse_host_port
 from mimir_edge.rls.enforcer import FailureMode
-from mimir_edge.settings import add_redis_flags, env_flag, parse_bool
+from mimir_edge.settings import add_redis_flags, env_flag, parse_bool, redis_config
 from mimir_edge.store.client import RedisConfig
 
 
@@ -139,9 +140,10 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
 
 
 def _address(parser: argparse.ArgumentParser, flag: str, value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        parser.error(f"{flag}: {value!r} is not host:port")
+    try:
+        parse_host_port(value)
+    except ValueError as exc:
+        parser.error(f"{flag}: {exc}")
     return value
 
 
@@ -157,17 +159,11 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         parser.error("--metrics-max-tenants must not be negative")
     if args.admin_token_file and not os.path.isfile(args.admin_token_file):
         parser.error(f"--admin-token-file: {args.admin_token_file!r} is not a file")
-    if args.redis_timeout <= 0:
-        parser.error("--redis-timeout must be positive")
-    try:
-        nodes = RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
-    except ValueError as exc:
-        parser.error(f"--redis-cluster-nodes: {exc}")
     return RlsSettings(
         grpc_addr=_address(parser, "--grpc-addr", args.grpc_addr),
         admin_addr=_address(parser, "--admin-addr", args.admin_addr),
         metrics_addr=_address(parser, "--metrics-addr", args.metrics_addr),
-        redis=RedisConfig(url=args.redis_url, cluster_nodes=nodes, timeout_s=args.redis_timeout),
+        redis=redis_config(parser, args),
         failure_mode=FailureMode(args.failure_mode)
         if args.failure_mode
         else (FailureMode.ALLOW if args.failure_mode_allow else FailureMode.DENY),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
@@ -21,7 +21,7 @@ from mimir_edge.core.schema import bucket_key, ha_key, limits_key, override_key
 from mimir_edge.core.token_bucket import BucketLimits, Decision, Reason
 from mimir_edge.store.client import Redis, RedisConfig, translated_errors
 from mimir_edge.store.coalescer import Coalescer
-from mimir_edge.store.resp import RespClient, RespError
+from mimir_edge.store.resp import RespAddress, RespClient, RespError
 from mimir_edge.store.scripts import LuaScript, load_script
 
 #: An idle bucket is dropped after at most this long, even when it never refills (rate 0).
@@ -68,7 +68,11 @@ class BucketStore:
     @classmethod
     def for_config(cls, config: RedisConfig, redis: Redis, **kwargs: int | float) -> BucketStore:
         """The store an RLS uses: the lean client on standalone Redis, pipelines on Cluster."""
-        resp = None if config.cluster_nodes else RespClient.from_url(config.url, connect_timeout_s=config.timeout_s)
+        resp = None
+        if not config.cluster_nodes:
+            username, password = config.credentials
+            address = replace(RespAddress.from_url(config.url), username=username, password=password)
+            resp = RespClient(address, connect_timeout_s=config.timeout_s)
         kwargs.setdefault("timeout_s", config.timeout_s)
         return cls(redis, resp=resp, **kwargs)  # type: ignore[arg-type]
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, TypeAlias
-from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -17,7 +15,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from mimir_edge.address import parse_host_port
 from mimir_edge.core.errors import StoreUnavailable
+from mimir_edge.store.address import check_url, redact_url, url_credentials, without_credentials
 
 Redis: TypeAlias = aioredis.Redis | RedisCluster
 #: What a Redis call can raise when Redis (or the network) fails. RedisClusterException is not a
@@ -28,13 +28,43 @@ log = structlog.get_logger("store")
 
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
-    """Where Redis is and how long to wait for it. Cluster mode when `cluster_nodes` is set."""
+    """Where Redis is, how to log in and how long to wait for it. Cluster mode when
+    `cluster_nodes` is set; REDIS_URL then only says rediss:// (TLS) or not, and may carry the
+    credentials. `username` / `password` (REDIS_USERNAME / REDIS_PASSWORD) win over the URL's."""
 
     url: str = "redis://127.0.0.1:6379/0"
     cluster_nodes: tuple[tuple[str, int], ...] = ()
     #: Budget for one call (a pipeline), connect included.
     timeout_s: float = 0.25
     max_connections: int = 64
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        check_url(self.url)
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisConfig(url={redact_url(self.url)!r}, cluster_nodes={self.cluster_nodes!r}, "
+            f"timeout_s={self.timeout_s!r}, username={self.username!r}, password={'***' if self.password else ''!r})"
+        )
+
+    @property
+    def credentials(self) -> tuple[str | None, str | None]:
+        """(username, password) to log in with: REDIS_USERNAME / REDIS_PASSWORD, else the URL's."""
+        url_user, url_password = url_credentials(self.url)
+        return self.username or url_user, self.password or url_password
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("rediss://")
+
+    def describe(self) -> str:
+        """Where Redis is, safe to log and show: the URL redacted, or the Cluster's nodes."""
+        if self.cluster_nodes:
+            nodes = ",".join(f"{host}:{port}" for host, port in self.cluster_nodes)
+            return f"cluster{' (tls)' if self.tls else ''} {nodes}"
+        return redact_url(self.url)
 
     @staticmethod
     def parse_cluster_nodes(text: str) -> tuple[tuple[str, int], ...]:
@@ -43,10 +73,10 @@ class RedisConfig:
         for entry in (part.strip() for part in text.split(",")):
             if not entry:
                 continue
-            host, sep, port = entry.rpartition(":")
-            if not sep or not host or not port.isdigit():
-                raise ValueError(f"cluster node {entry!r} is not host:port")
-            nodes.append((host.strip("[]"), int(port)))
+            try:
+                nodes.append(parse_host_port(entry))
+            except ValueError as exc:
+                raise ValueError(f"cluster node {exc}") from None
         return tuple(nodes)
 
 
@@ -55,15 +85,17 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def cluster_auth(config: RedisConfig) -> dict[str, Any]:
-    """In Cluster mode REDIS_URL still carries what applies to every node: its credentials and
-    its scheme (rediss:// = TLS). Its host is not used; REDIS_CLUSTER_NODES names the nodes."""
-    parsed = urlsplit(config.url)
-    return {
-        "username": unquote(parsed.username) if parsed.username else None,
-        "password": unquote(parsed.password) if parsed.password else None,
-        "ssl": parsed.scheme == "rediss",
-    }
+def node_auth(config: RedisConfig) -> dict[str, Any]:
+    """What every node of a Cluster logs in with: the credentials and whether to use TLS.
+    REDIS_URL's host is not used in Cluster mode."""
+    username, password = config.credentials
+    return {"username": username, "password": password, "ssl": config.tls}
+
+
+def _from_url_kwargs(config: RedisConfig) -> dict[str, Any]:
+    # redis-py lets the URL's credentials override keyword arguments, so the URL goes without them.
+    username, password = config.credentials
+    return {"url": without_credentials(config.url), "username": username, "password": password}
 
 
 def connect(config: RedisConfig) -> Redis:
@@ -79,10 +111,10 @@ def connect(config: RedisConfig) -> Redis:
             # connection error still refreshes the topology.
             retry=Retry(NoBackoff(), 0),
             require_full_coverage=False,
-            **cluster_auth(config),
+            **node_auth(config),
         )
     return aioredis.Redis.from_url(
-        config.url,
+        **_from_url_kwargs(config),
         socket_timeout=config.timeout_s,
         socket_connect_timeout=config.timeout_s,
         max_connections=config.max_connections,
@@ -90,13 +122,27 @@ def connect(config: RedisConfig) -> Redis:
     )
 
 
-@asynccontextmanager
-async def translated_errors(what: str) -> AsyncIterator[None]:
-    """Turn anything Redis or the network raises into StoreUnavailable."""
-    try:
-        yield
-    except REDIS_ERRORS as exc:
-        raise StoreUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+class translated_errors:
+    """`async with` or `with translated_errors("what")`: anything Redis or the network raises in
+    the block becomes StoreUnavailable. The one place foreign Redis errors are translated."""
+
+    def __init__(self, what: str):
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if isinstance(exc, REDIS_ERRORS):
+            raise StoreUnavailable(f"redis {self._what} failed: {type(exc).__name__}: {exc}") from exc
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(kind, exc, tb)
 
 
 SyncRedis: TypeAlias = redis.Redis | redis.cluster.RedisCluster
@@ -113,6 +159,6 @@ def connect_sync(config: RedisConfig, *, timeout_s: float = 1.0) -> SyncRedis:
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             require_full_coverage=False,
-            **cluster_auth(config),
+            **node_auth(config),
         )
-    return redis.Redis.from_url(config.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    return redis.Redis.from_url(**_from_url_kwargs(config), socket_timeout=timeout_s, socket_connect_timeout=timeout_s)

@@ -24,7 +24,7 @@ from mimir_edge.core.schema import (
     encode_limits,
     limits_key,
 )
-from mimir_edge.store.client import Redis, as_text, translated_errors
+from mimir_edge.store.client import Redis, SyncRedis, as_text, translated_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +179,14 @@ class LimitsStore:
                 SYNC_STATUS_KEY,
                 mapping={"condition": condition, "last_error": error, "last_error_ms": int(time.time() * 1000)},
             )
+
+
+def read_tenant_limits(redis: SyncRedis, tenant: str) -> TenantLimits | None:
+    """The tenant's stored limits, None when it has none (blocking: for the admin API's threads).
+    Raises StoreUnavailable."""
+    with translated_errors(f"HGETALL limits of {tenant!r}"):
+        fields = redis.hgetall(limits_key(tenant))
+    return decode_limits(fields) if fields else None
 
 
 def _hash(limits: TenantLimits) -> dict[Any, Any]:

@@ -14,8 +14,9 @@ from pathlib import Path
 import structlog
 
 from mimir_edge import logs
+from mimir_edge.address import parse_host_port
 from mimir_edge.core.errors import EdgeError
-from mimir_edge.settings import add_redis_flags
+from mimir_edge.settings import add_redis_flags, env_flag, redis_config
 from mimir_edge.store.client import RedisConfig, connect
 from mimir_edge.store.limits import LimitsStore
 from mimir_edge.sync import http
@@ -77,16 +78,8 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
     election.add_argument("--lease-name", default="mimir-overrides-sync")
     election.add_argument("--lease-namespace", help="default: --namespace")
     election.add_argument("--lease-duration", type=int, default=15, help="seconds (default %(default)s)")
-    election.add_argument(
-        "--identity",
-        default=f"{socket.gethostname()}-{os.getpid()}",
-        help="this candidate's name (default hostname-pid)",
-    )
-    parser.add_argument(
-        "--http-addr",
-        default=env.get("HTTP_ADDR", "0.0.0.0:9091"),
-        help="/metrics, /healthz, /readyz (env HTTP_ADDR; default %(default)s)",
-    )
+    election.add_argument("--identity", help="this candidate's name (default: hostname-pid)")
+    env_flag(parser, "HTTP_ADDR", env, default="0.0.0.0:9091", help="listen address of /metrics, /healthz, /readyz")
     add_redis_flags(parser, env)
     logs.add_log_flags(parser, env)
     return parser
@@ -101,12 +94,7 @@ def _api_client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return client.ApiClient()
 
 
-async def amain(args: argparse.Namespace) -> int:
-    config = RedisConfig(
-        url=args.redis_url,
-        cluster_nodes=RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes),
-        timeout_s=max(args.redis_timeout, 1.0),
-    )
+async def amain(args: argparse.Namespace, config: RedisConfig) -> int:
     metrics = SyncMetrics()
     elector = None
     if args.source == "kubernetes" or args.leader_elect:
@@ -132,7 +120,7 @@ async def amain(args: argparse.Namespace) -> int:
             api_client,
             args.lease_namespace or args.namespace,
             args.lease_name,
-            args.identity,
+            args.identity or f"{socket.gethostname()}-{os.getpid()}",
             lease_duration_s=args.lease_duration,
             retry_period_s=max(0.2, args.lease_duration / 5),
         )
@@ -158,11 +146,11 @@ async def amain(args: argparse.Namespace) -> int:
                 result = await service.handle(event)
                 return 0 if result in ("applied", "unchanged", "dry_run") else 1
             return 1
-        host, _, port = args.http_addr.rpartition(":")
-        server = http.serve(host.strip("[]"), int(port), metrics.registry, lambda: service.healthy)
+        server = http.serve(*parse_host_port(args.http_addr), metrics.registry, lambda: service.healthy)
         log.info(
             "overrides-sync started",
             source=source.describe(),
+            redis=config.describe(),
             leader_elect=args.leader_elect,
             http_addr=args.http_addr,
             dry_run=args.dry_run,
@@ -193,12 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--leader-elect makes no sense with --once")
     if not 0 < args.max_delete_fraction <= 1:
         parser.error("--max-delete-fraction must be in (0, 1]")
+    # At least 1 s a call whatever REDIS_TIMEOUT says: a sync writes in large pipelines.
+    config = redis_config(parser, args, min_timeout_s=1.0)
     try:
-        RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
+        parse_host_port(args.http_addr)
     except ValueError as exc:
-        parser.error(f"--redis-cluster-nodes: {exc}")
+        parser.error(f"--http-addr: {exc}")
     try:
-        return asyncio.run(amain(args))
+        return asyncio.run(amain(args, config))
     except EdgeError as exc:
         log.error("sync failed", error=str(exc))
         print(f"mimir-overrides-sync: {exc}", file=sys.stderr)
