@@ -83,10 +83,11 @@ class Fleet:
         assert self.redis is not None
         set_limits(self.redis.url, tenant, limits)
 
-    def push(self, tenant: str, series: int, count: int) -> None:
-        """`count` RW1 requests of `series` samples each through Envoy; tallies the answers."""
+    def push(self, tenant: str, series: int, count: int, external_labels: tuple[tuple[str, str], ...] = ()) -> None:
+        """`count` RW1 requests of `series` samples each through Envoy (each series carrying
+        `external_labels`, as an HA Prometheus sends them); tallies the answers."""
         assert self.envoy is not None
-        body = compress(rw1_request(Shape(series=series)))
+        body = compress(rw1_request(Shape(series=series, external_labels=external_labels)))
         for _ in range(count):
             reply = post(self.envoy.url, body, {**RW1_HEADERS, "X-Scope-OrgID": tenant})
             self.sent.requests[tenant] += 1

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.rpc import code_pb2
@@ -227,3 +228,34 @@ def test_ui_works_offline_with_no_external_resources(fleet: Fleet, browser: obje
     outside = [u for u in requested if not u.startswith(fleet.replicas[0].admin_url) and not u.startswith("data:")]
     assert any(u.endswith("/api/overview") or "/api/overview?" in u for u in requested)
     assert outside == [], f"the UI fetched from outside: {outside}"
+
+
+def test_tenant_page_shows_what_a_write_is_charged_and_the_ha_clusters(
+    fleet: Fleet, browser: object, shots: Path
+) -> None:
+    tenant = f"ha-{uuid.uuid4().hex[:6]}"
+    fleet.set_limits(tenant, TenantLimits(accept_ha_samples=True, ha_max_clusters=5, ingestion_rate=50_000))
+    fleet.push(tenant, 20, 3, external_labels=(("__replica__", "replica-1"), ("cluster", "ha-1")))
+    fleet.push(tenant, 20, 2, external_labels=(("__replica__", "replica-2"), ("cluster", "ha-1")))
+
+    def flushed() -> dict[str, Any] | None:
+        detail = api(fleet.replicas[1].admin_url, f"/api/tenants/{tenant}")[1]
+        return detail if detail["totals"]["requests"]["total"] == 5 else None
+
+    detail = wait_for(flushed, what="the tenant's statistics flushed to Redis")
+    assert detail["totals"]["requests"]["non_elected"] == 2 and detail["totals"]["items"]["non_elected"] == 40
+    assert detail["totals"]["requests"]["allowed"] == 3 and detail["totals"]["items"]["allowed"] == 60
+    assert detail["limit_sources"]["accept_ha_samples"] == "overrides"
+    assert detail["limit_sources"]["max_global_exemplars_per_user"] == "defaults"
+    (cluster,) = detail["ha_clusters"]
+    assert (cluster["cluster"], cluster["elected_replica"], cluster["failovers"]) == ("ha-1", "replica-1", 0)
+
+    ui = Page(browser, fleet.replicas[0].admin_url)
+    ui.open(f"/tenants/{tenant}", "tenant")
+    ui.wait_text('[data-testid="ha-elected-ha-1"]', "replica-1")
+    assert ui.text('[data-testid="ha-failovers-ha-1"]') == "0"
+    assert ui.text('[data-testid="charging-accept_ha_samples"]') == "true"
+    assert ui.text('[data-testid="charging-ha_max_clusters"]') == "5"
+    assert ui.text('[data-testid="charging-max_global_exemplars_per_user"]') == "0"
+    ui.shot(shots / "tenant-ha.png")
+    assert ui.errors == [], f"console errors: {ui.errors}"

@@ -45,6 +45,8 @@ STREAK_GAP_MS = 60_000
 FLUSH_S = 1.0
 #: Decisions that are not a plain "allowed" and so are shown as denials (of some kind).
 NOT_ALLOWED = (Outcome.DENIED, Outcome.SHADOW_DENIED, Outcome.FAILURE_DENIED, Outcome.REJECTED)
+#: Admitted without a denial of any kind: an HA pair's duplicate is forwarded (Mimir answers 202).
+PLAINLY_ADMITTED = (Outcome.ALLOWED, Outcome.FAILURE_ALLOWED, Outcome.NON_ELECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,7 @@ class StatsRecorder:
             self._pending[key] = counts = [0, 0]
         counts[0] += 1
         counts[1] += items
-        if outcome is not Outcome.ALLOWED and outcome is not Outcome.FAILURE_ALLOWED:
+        if outcome not in PLAINLY_ADMITTED:
             self._note_denial(name, outcome, cause, items, limits)
 
     def _note_denial(
@@ -280,7 +282,10 @@ def _add_counters(into: dict[str, int], outcome: Outcome, cause: Cause, requests
     for counter, value in (
         (request_counter(outcome), requests),
         (item_counter(outcome), items),
-        (cause_counter(cause) if outcome is not Outcome.ALLOWED else "", requests),
+        (
+            cause_counter(cause) if outcome is not Outcome.ALLOWED and outcome is not Outcome.NON_ELECTED else "",
+            requests,
+        ),
     ):
         if counter and value:
             into[counter] = into.get(counter, 0) + value

@@ -40,6 +40,7 @@ from mimir_edge.core.schema import (
     TENANTS_KEY,
     bucket_key,
     decode_limits,
+    ha_key,
     limits_key,
     replica_key,
 )
@@ -49,6 +50,15 @@ from mimir_edge.store.client import SyncRedis, as_text, translated_errors
 
 #: Rates ("now") are taken over the last minute of complete 10 s buckets.
 RATE_WINDOW_S = 60
+#: The Mimir limits that decide what a write is charged, shown on the tenant page with their source.
+CHARGING_FIELDS = (
+    "accept_ha_samples",
+    "ha_cluster_label",
+    "ha_replica_label",
+    "ha_max_clusters",
+    "ha_tracker_failover_timeout",
+    "max_global_exemplars_per_user",
+)
 TOP_TENANTS = 10
 SORT_KEYS = ("tenant", "items_per_s", "requests_per_s", "utilisation", "denied_requests", "ingestion_rate")
 ADMITTED = (Outcome.ALLOWED, Outcome.SHADOW_DENIED, Outcome.FAILURE_ALLOWED)
@@ -260,11 +270,18 @@ class FleetView:
                 sources[name] = "overrides"
             else:
                 sources[name] = "defaults"
+        in_force = own or defaults
+        charging = {name: getattr(in_force, name) for name in CHARGING_FIELDS}
+        for name in CHARGING_FIELDS:
+            differs = own is not None and getattr(own, name) != getattr(defaults, name)
+            sources[name] = "overrides" if differs else "defaults"
         row.update(
             {
                 "window_s": window_s,
                 "limit_sources": sources,
                 "configured_limits": asdict(own) if own else None,
+                "charging": charging,
+                "ha_clusters": self._ha_clusters(tenant),
                 "override": override,
                 "totals": totals.to_json(),
                 "series": series_points(starts, hashes, res),
@@ -273,6 +290,21 @@ class FleetView:
             }
         )
         return row
+
+    def _ha_clusters(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's HA tracker as the Lua script keeps it: one entry per cluster."""
+        clusters = []
+        for cluster, value in self._redis.hgetall(ha_key(tenant)).items():
+            seen_us, failovers, replica = as_text(value).split(" ", 2)
+            clusters.append(
+                {
+                    "cluster": as_text(cluster),
+                    "elected_replica": replica,
+                    "last_seen_ms": int(seen_us) // 1000,
+                    "failovers": int(failovers),
+                }
+            )
+        return sorted(clusters, key=lambda c: c["cluster"])
 
     def _bucket(self, tenant: str, limits: BucketLimits) -> dict[str, float] | None:
         """The tenant's bucket as the next decision would see it: refilled to now, capped at the

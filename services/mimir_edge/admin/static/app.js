@@ -8,7 +8,7 @@ const SEARCH_DEBOUNCE_MS = 250;
 const ACTIVE_DENIAL_MS = 60_000; // a (tenant, reason) quiet for a minute ends its run of denials
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const PAGE_NAMES = ['overview', 'tenants', 'tenant', 'denials', 'system'];
-const OUTCOMES = ['allowed', 'denied', 'shadow_denied', 'failure_allowed', 'failure_denied', 'rejected'];
+const OUTCOMES = ['allowed', 'denied', 'shadow_denied', 'failure_allowed', 'failure_denied', 'rejected', 'non_elected'];
 const MAIN_OUTCOMES = ['allowed', 'denied', 'shadow_denied'];
 // Enforced limit → its Mimir setting, which is also the override body's field name.
 const MIMIR_FIELD = { ingestion_rate: 'ingestion_rate', ingestion_burst: 'ingestion_burst_size', request_rate: 'request_rate', request_burst: 'request_burst_size' };
@@ -150,7 +150,7 @@ function meter(f, tone, text, title = null) {
 }
 const utilBar = (u) => (isNum(u) ? meter(u, u > 1 ? 'bad' : u >= 0.8 ? 'warn' : 'ok', fmtPct(u), `${(u * 100).toFixed(2)} % of ingestion_rate`) : muted('—'));
 
-const DECISION_TONE = { denied: 'bad', failure_denied: 'bad', shadow_denied: 'warn', rejected: 'muted' };
+const DECISION_TONE = { denied: 'bad', failure_denied: 'bad', shadow_denied: 'warn', rejected: 'muted', non_elected: 'info' };
 const decisionBadge = (d) => badge(d || '—', DECISION_TONE[d] || '');
 
 /* ---------------------------------------------------------------- charts */
@@ -660,6 +660,40 @@ function limitsTable(d) {
     { label: 'Source' }, { label: 'Runtime config', num: true, title: "the tenant's Mimir limits as overrides-sync wrote them" }], rows, '');
 }
 
+const CHARGING_HELP = {
+  accept_ha_samples: 'HA pairs deduplicated: only the elected replica is charged items',
+  ha_cluster_label: 'label naming the HA cluster (first series of a write)',
+  ha_replica_label: 'label naming the replica',
+  ha_max_clusters: 'new clusters beyond this are refused with 400 (0 = no limit)',
+  ha_tracker_failover_timeout: 'seconds of silence from the elected replica before another is elected',
+  max_global_exemplars_per_user: 'exemplars are charged only when this is above 0',
+};
+
+function chargingTable(d) {
+  const c = d.charging || {}, sources = d.limit_sources || {};
+  const show = (v) => (typeof v === 'boolean' ? String(v) : typeof v === 'string' ? v : exact(v));
+  const rows = Object.keys(CHARGING_HELP).map((name) => h('tr', {},
+    h('td', { class: 'mono', title: CHARGING_HELP[name] }, name),
+    h('td', { class: 'mono', 'data-testid': `charging-${name}` }, show(c[name])),
+    h('td', {}, badge(sources[name] || '—', SOURCE_TONE[sources[name]] || ''))));
+  return table({ 'data-testid': 'tenant-charging' }, [{ label: 'Charging rule' }, { label: 'In force' }, { label: 'Source' }], rows, '');
+}
+
+function haClustersBlock(d) {
+  const clusters = d.ha_clusters || [];
+  if (!clusters.length) {
+    return h('p', { class: 'calm' }, d.charging?.accept_ha_samples
+      ? 'No HA cluster seen in the last 30 minutes.' : 'HA dedupe is off for this tenant (accept_ha_samples: false).');
+  }
+  const rows = clusters.map((c) => h('tr', {},
+    h('td', { class: 'mono' }, c.cluster),
+    h('td', { class: 'mono strong', 'data-testid': `ha-elected-${c.cluster}` }, c.elected_replica),
+    h('td', {}, timeAgo(c.last_seen_ms)),
+    h('td', { class: 'num mono', 'data-testid': `ha-failovers-${c.cluster}` }, exact(c.failovers))));
+  return table({ 'data-testid': 'tenant-ha-clusters' }, [{ label: 'Cluster' }, { label: 'Elected replica' },
+    { label: 'Last seen' }, { label: 'Failovers', num: true }], rows, '');
+}
+
 function usageBlock(d) {
   const u = d.usage || {}, lim = d.limits || {};
   const overridden = d.limit_sources?.ingestion_rate === 'emergency_override';
@@ -716,6 +750,8 @@ function tenantChart(d) {
     { key: 'denied', label: 'denied', values: series.map((p) => perSecond(sumOf(p.items, denied), p.step_s)) },
     series.some((p) => Number(p.items?.shadow_denied) > 0)
       && { key: 'shadow_denied', label: 'shadow_denied (admitted)', values: series.map((p) => perSecond(p.items?.shadow_denied, p.step_s)) },
+    series.some((p) => Number(p.items?.non_elected) > 0)
+      && { key: 'non_elected', label: 'HA duplicates (forwarded, not charged)', values: series.map((p) => perSecond(p.items?.non_elected, p.step_s)) },
   ].filter(Boolean);
   return lineChart('chart-tenant-usage', series.map((p) => p.t), lines, { limit: d.limits?.ingestion_rate, ariaLabel: 'Items per second, admitted and denied, with the ingestion limit' });
 }
@@ -744,6 +780,7 @@ const tenantPage = {
     fill(D.main,
       panel('Limits and usage', h('div', { class: 'split' }, limitsTable(d), usageBlock(d))),
       panel({ title: `Items/s · last ${fmtDur(d.window_s)}`, extra: muted('dashed: ingestion_rate') }, tenantChart(d)),
+      h('div', { class: 'grid-2' }, panel('What a write is charged', chargingTable(d)), panel('HA clusters', haClustersBlock(d))),
       h('div', { class: 'grid-2' }, panel('Totals', totalsBlock(d.totals, d.window_s)), panel('Token bucket', bucketBlock(d))),
       panel({ title: 'Denials', extra: muted('latest per reason') }, denialsTable(d.denials || [], { withTenant: false })));
     fill(D.override, overrideInfo(d.override));
