@@ -18,6 +18,7 @@ REDIS_KEYS = [
     schema.limits_key("tenant"),
     schema.bucket_key("tenant"),
     schema.override_key("tenant"),
+    schema.ha_key("tenant"),
     schema.replica_key("<id>"),
     schema.DEFAULTS_KEY,
     schema.TENANTS_KEY,
