@@ -95,7 +95,7 @@ def rw2_request(shape: Shape, ts_ms: int = 1_700_000_000_000) -> bytes:
 
     for i in range(shape.series):
         series = req.timeseries.add()
-        for name, value in _labels(i, shape.labels_per_series):
+        for name, value in sorted(_labels(i, shape.labels_per_series) + list(shape.external_labels)):
             series.labels_refs.extend([ref(name), ref(value)])
         for k in range(shape.samples_per_series):
             series.samples.add(value=float(i + k), timestamp=ts_ms + k)

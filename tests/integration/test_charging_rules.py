@@ -1,5 +1,7 @@
-"""Exemplars are charged only where Mimir keeps them, at the exact burst boundary, through the RLS's
-real Check path (the ext_authz HTTP service of a real `mimir-rls` on real Redis), RW1 and RW2.
+"""What a write is charged, through the RLS's real Check path (the ext_authz HTTP service of a real
+`mimir-rls` on real Redis), RW1 and RW2: exemplars only where Mimir keeps them, at the exact burst
+boundary; an HA pair's replicas told apart by the first series' labels (RW2: through the symbols
+table).
 
 N is computed here from the decoded request by Mimir's rule (`prePushValidationMiddleware`):
 samples + histograms + metadata, plus exemplars only when `max_global_exemplars_per_user` > 0. A
@@ -50,15 +52,19 @@ def mimir_charge(raw: bytes, protocol: str, exemplar_limit: int) -> int:
     return samples + metadata + (exemplars if exemplar_limit > 0 else 0)
 
 
-def check(rls: RlsProcess, tenant: str, body: bytes, headers: dict[str, str]) -> int:
+def check_answer(rls: RlsProcess, tenant: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
     conn = http.client.HTTPConnection("127.0.0.1", rls.authz_http_port, timeout=10)
     try:
         conn.request("POST", "/ext_authz/api/v1/push", body=body, headers={**headers, "x-scope-orgid": tenant})
         response = conn.getresponse()
         response.read()
-        return response.status
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
     finally:
         conn.close()
+
+
+def check(rls: RlsProcess, tenant: str, body: bytes, headers: dict[str, str]) -> int:
+    return check_answer(rls, tenant, body, headers)[0]
 
 
 @pytest.mark.parametrize("exemplar_limit", [0, 100_000], ids=["default-limit-exemplars-free", "limit-charged"])
@@ -78,3 +84,24 @@ def test_exemplars_at_the_burst_boundary(
         set_limits(redis_server.url, tenant, limits)
         status = check(rls, tenant, body, dict(headers))
         assert status == (200 if admitted else 429), f"burst {burst} for a request Mimir charges {n}"
+
+
+@pytest.mark.parametrize("protocol", ["rw1", "rw2"])
+def test_ha_replicas_from_the_first_series_labels(rls: RlsProcess, redis_server: RedisServer, protocol: str) -> None:
+    tenant = f"ha-{protocol}-{uuid.uuid4().hex[:6]}"
+    set_limits(
+        redis_server.url, tenant, TenantLimits(accept_ha_samples=True, ingestion_rate=RATE, ingestion_burst_size=10**9)
+    )
+    build, headers = (rw1_request, RW1_HEADERS) if protocol == "rw1" else (rw2_request, RW2_HEADERS)
+
+    def write(replica: str) -> dict[str, str]:
+        shape = Shape(series=50, external_labels=(("__replica__", replica), ("cluster", "ha-1")))
+        status, answer = check_answer(rls, tenant, compress(build(shape)), dict(headers))
+        assert status == 200
+        return answer
+
+    first = write("replica-1")
+    assert (first["x-mimir-edge-decision"], first["x-mimir-edge-items"]) == ("allowed", "50")
+    duplicate = write("replica-2")
+    assert (duplicate["x-mimir-edge-decision"], duplicate["x-mimir-edge-items"]) == ("non_elected", "0")
+    assert write("replica-1")["x-mimir-edge-decision"] == "allowed"
