@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 TRUE = frozenset({"1", "true", "yes", "on"})
@@ -22,6 +23,14 @@ def parse_bool(text: str) -> bool:
     if value in FALSE:
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def absolute_path(text: str) -> Path:
+    """A path argument, absolute against the directory the program was started in. Every path
+    option goes through here where argv is parsed, so the code below can require absolute paths
+    (NGINX's config does; child processes may run elsewhere). Symlinks are kept, not resolved: a
+    ConfigMap volume's file is a symlink that moves on every update."""
+    return Path(text).expanduser().absolute()
 
 
 def env_flag(
