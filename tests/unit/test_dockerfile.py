@@ -2,7 +2,8 @@
 
 It builds the project's wheel in one stage and installs only wheels in the next; runs as a fixed
 non-root UID; exposes exactly the contract's ports; starts a console script that pyproject.toml
-declares; and its build context holds every input of the wheel (the Lua scripts included).
+declares; its build context holds every input of the wheel (the Lua scripts included); and a
+build argument leaves the Kubernetes client (the `sync` extra) out of the RLS's image.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from mimir_edge.rls.settings import parse_settings
 from mimir_edge.sync.main import build_parser as sync_parser
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "python:3.11-slim"
@@ -87,11 +89,24 @@ def test_two_stages_from_python_slim_wheel_then_install(stages: list[Stage]) -> 
     build, runtime = stages
     assert build.base == runtime.base == BASE
     assert build.name == "build"
-    assert any(re.search(r"\bpip wheel\b.* \.$", run) for run in build.all("RUN"))
+    assert any(re.search(r"\bpip wheel\b.* '\.\[sync\]'$", run) for run in build.all("RUN"))
     (install,) = [run for run in runtime.all("RUN") if "pip install" in run]
     # Only the wheels built in the first stage: no index, no source tree in the image.
     assert "--no-index" in install and "from=build" in install
     assert not runtime.all("COPY") and not runtime.all("ADD")
+
+
+def test_a_build_arg_leaves_the_kubernetes_client_out(stages: list[Stage], pyproject: dict[str, Any]) -> None:
+    project = pyproject["project"]
+    base = {Requirement(r).name for r in project["dependencies"]}
+    sync = {Requirement(r).name for r in project["optional-dependencies"]["sync"]}
+    assert "kubernetes" in sync and "kubernetes" not in base
+    runtime = stages[-1]
+    # The build stage makes every wheel; the runtime installs the package with EXTRAS (default: sync,
+    # so the one image still runs every entry point; `--build-arg EXTRAS=` drops the client).
+    assert "EXTRAS=sync" in runtime.all("ARG")
+    (install,) = [run for run in runtime.all("RUN") if "pip install" in run]
+    assert '"mimir-edge-enforcement[${EXTRAS}]"' in install
 
 
 def test_runs_as_a_fixed_non_root_uid(stages: list[Stage]) -> None:
@@ -173,6 +188,7 @@ def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: d
     hatch = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
     needed = [*hatch["packages"], *hatch["force-include"], pyproject["project"]["readme"], "pyproject.toml"]
     assert "lua" in needed, "the Lua scripts must be inside the wheel"
+    assert "examples/overrides.yaml" in needed, "`mimir-edge up` needs the demo's overrides inside the wheel"
     copied = set()
     for args in stages[0].all("COPY"):
         *sources, _ = shlex.split(args)
