@@ -184,15 +184,31 @@ def test_dockerignore_rules_as_docker_reads_them() -> None:
     assert dockerignore_excludes("services/mimir_edge/__pycache__/cli.pyc", patterns)
 
 
-def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: dict[str, Any]) -> None:
+def wheel_inputs(pyproject: dict[str, Any]) -> list[str]:
     hatch = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
-    needed = [*hatch["packages"], *hatch["force-include"], pyproject["project"]["readme"], "pyproject.toml"]
+    return [*hatch["packages"], *hatch["force-include"], pyproject["project"]["readme"], "pyproject.toml"]
+
+
+def copied(stage: Stage) -> set[str]:
+    sources: set[str] = set()
+    for args in stage.all("COPY"):
+        *paths, _ = shlex.split(args)
+        sources |= {s.rstrip("/") for s in paths}
+    return sources
+
+
+def test_the_loadtest_image_copies_every_wheel_input(pyproject: dict[str, Any]) -> None:
+    (stage,) = parse_dockerfile((ROOT / "loadtest" / "Dockerfile").read_text())
+    assert any("pip install" in run and " . " in run for run in stage.all("RUN"))
+    missing = [p for p in wheel_inputs(pyproject) if p.split("/")[0] not in copied(stage) and p not in copied(stage)]
+    assert missing == []
+
+
+def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: dict[str, Any]) -> None:
+    needed = wheel_inputs(pyproject)
     assert "lua" in needed, "the Lua scripts must be inside the wheel"
     assert "examples/overrides.yaml" in needed, "`mimir-edge up` needs the demo's overrides inside the wheel"
-    copied = set()
-    for args in stages[0].all("COPY"):
-        *sources, _ = shlex.split(args)
-        copied |= {s.rstrip("/") for s in sources}
+    copied_paths = copied(stages[0])
     patterns = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
@@ -200,7 +216,7 @@ def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: d
     ]
     for path in needed:
         top = path.split("/")[0]
-        assert top in copied or path in copied, f"{path} is not copied into the build stage"
+        assert top in copied_paths or path in copied_paths, f"{path} is not copied into the build stage"
         assert not dockerignore_excludes(path, patterns), f".dockerignore drops {path}"
     assert (ROOT / "lua" / "token_bucket.lua").exists()
     for noise in (".venv", ".git", ".tools", "tests", "charts", "services/mimir_edge/__pycache__"):
