@@ -120,4 +120,5 @@ def api(
         with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        with exc:  # it holds the connection
+            return exc.code, json.loads(exc.read())

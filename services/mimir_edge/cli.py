@@ -7,10 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 
 from mimir_edge.core.errors import OverridesError
-from mimir_edge.settings import parse_bool
+from mimir_edge.settings import absolute_path, parse_bool
 from mimir_edge.sync.sources import read_files
 
 
@@ -36,7 +35,7 @@ def _up(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         replicas=args.replicas,
         port_base=args.port_base,
-        overrides=args.overrides or up.EXAMPLES / "overrides.yaml",
+        overrides=args.overrides or up.demo_overrides(),
         nginx=not args.no_nginx,
         traffic_seconds=args.traffic_seconds,
         background_traffic=not args.no_background_traffic,
@@ -90,7 +89,7 @@ def _render_envoy(args: argparse.Namespace) -> int:
         return 2
     text = render_yaml(options)
     if args.output:
-        Path(args.output).write_text(text)
+        args.output.write_text(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -121,7 +120,7 @@ def _render_nginx(args: argparse.Namespace) -> int:
             runtime_dir=args.runtime_dir,
         )
         if args.all_examples:
-            directory = Path(args.all_examples)
+            directory = args.all_examples
             directory.mkdir(parents=True, exist_ok=True)
             for name in EXAMPLE_NAMES:
                 path = directory / f"nginx-{name}.yaml"
@@ -136,7 +135,7 @@ def _render_nginx(args: argparse.Namespace) -> int:
         print(f"render-nginx: {exc}", file=sys.stderr)
         return 2
     if args.output:
-        Path(args.output).write_text(text)
+        args.output.write_text(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -153,7 +152,7 @@ def _rollout(args: argparse.Namespace) -> int:
         rls_namespace=args.rls_namespace,
         envoy_configmap=args.envoy_configmap,
         check_envoy=not args.skip_envoy_check,
-        examples_dir=Path(args.examples_dir),
+        examples_dir=args.examples_dir,
         kubectl=args.kubectl,
         context=args.context,
         timeout=args.timeout,
@@ -172,7 +171,7 @@ def _config_doc(args: argparse.Namespace) -> int:
 
     text = render(build_parser())
     if args.output:
-        Path(args.output).write_text(text)
+        args.output.write_text(text)
     else:
         sys.stdout.write(text)
     return 0
@@ -203,9 +202,10 @@ def _add_nginx_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     nginx.add_argument(
         "--all-examples",
         metavar="DIR",
+        type=absolute_path,
         help="write DIR/nginx-<phase>.yaml ConfigMaps for every rollout phase (how examples/ is made)",
     )
-    nginx.add_argument("-o", "--output", help="write to this file instead of stdout")
+    nginx.add_argument("-o", "--output", type=absolute_path, help="write to this file instead of stdout")
     nginx.set_defaults(run=_render_nginx)
 
 
@@ -232,7 +232,10 @@ def _add_rollout_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     rollout.add_argument("--skip-envoy-check", action="store_true", help="do not check Envoy's mode before canary/full")
     rollout.add_argument(
-        "--examples-dir", default="examples", help="where nginx-<phase>.yaml are (default %(default)s)"
+        "--examples-dir",
+        type=absolute_path,
+        default="examples",
+        help="where nginx-<phase>.yaml are (default %(default)s)",
     )
     rollout.add_argument("--kubectl", default="kubectl", help="kubectl binary (default %(default)s)")
     rollout.add_argument("--context", help="kubeconfig context")
@@ -257,15 +260,19 @@ def _add_local_stack_parsers(commands: argparse._SubParsersAction[argparse.Argum
         help="ports: NGINX base, Envoy base+1 (admin +2), distributor +3, Redis +4, overrides-sync +5, "
         "RLS i gRPC/admin/metrics base+10+i/20+i/30+i (default %(default)s)",
     )
-    up.add_argument("--state-dir", type=Path, default=Path(".mimir-edge"), help=state_help)
-    up.add_argument("--overrides", type=Path, help="runtime overrides file (default examples/overrides.yaml)")
+    up.add_argument("--state-dir", type=absolute_path, default=".mimir-edge", help=state_help)
+    up.add_argument(
+        "--overrides",
+        type=absolute_path,
+        help="runtime overrides file (default: the demo's, examples/overrides.yaml, shipped in the package)",
+    )
     up.add_argument("--no-nginx", action="store_true", help="push to Envoy directly even if NGINX is installed")
     up.add_argument("--traffic-seconds", type=float, default=10.0, help="demo traffic at start (0: none)")
     up.add_argument("--no-background-traffic", action="store_true", help="no low-rate traffic while running")
     up.add_argument("--exit-after-traffic", action="store_true", help="stop after the demo traffic (scripts)")
     up.set_defaults(run=_up)
     down = commands.add_parser("down", help="stop what `mimir-edge up` started (after a crash, too)")
-    down.add_argument("--state-dir", type=Path, default=Path(".mimir-edge"), help=state_help)
+    down.add_argument("--state-dir", type=absolute_path, default=".mimir-edge", help=state_help)
     down.set_defaults(run=_down)
     stand_in = commands.add_parser(
         "stand-in-distributor", help="a stand-in Mimir distributor (NOT Mimir) for local stacks and docker-compose"
@@ -280,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate-overrides", help="parse a runtime overrides file and print the effective limits"
     )
-    validate.add_argument("path", type=Path)
-    validate.add_argument("--defaults-path", type=Path)
+    validate.add_argument("path", type=absolute_path)
+    validate.add_argument("--defaults-path", type=absolute_path)
     validate.set_defaults(run=_validate_overrides)
     envoy = commands.add_parser("render-envoy", help="print the Envoy bootstrap for a deployment mode")
     envoy.add_argument(
@@ -313,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="admit requests when the RLS cannot be reached (default true)",
     )
-    envoy.add_argument("-o", "--output", help="write to this file instead of stdout")
+    envoy.add_argument("-o", "--output", type=absolute_path, help="write to this file instead of stdout")
     envoy.set_defaults(run=_render_envoy)
     _add_nginx_parser(commands)
     _add_rollout_parser(commands)
@@ -322,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         "config-doc",
         help="print the configuration reference (docs/configuration.md), generated from the programs' parsers",
     )
-    doc.add_argument("-o", "--output", help="write to this file instead of stdout")
+    doc.add_argument("-o", "--output", type=absolute_path, help="write to this file instead of stdout")
     doc.set_defaults(run=_config_doc)
     return parser
 

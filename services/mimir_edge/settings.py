@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mimir_edge.store.address import redact_url
@@ -49,6 +50,14 @@ class EnvFlag(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         setattr(namespace, self.dest, values)
+
+
+def absolute_path(text: str) -> Path:
+    """A path argument, absolute against the directory the program was started in. Every path
+    option goes through here where argv is parsed, so the code below can require absolute paths
+    (NGINX's config does; child processes may run elsewhere). Symlinks are kept, not resolved: a
+    ConfigMap volume's file is a symlink that moves on every update."""
+    return Path(text).expanduser().absolute()
 
 
 def env_flag(

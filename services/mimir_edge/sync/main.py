@@ -9,14 +9,13 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import structlog
 
 from mimir_edge import logs
 from mimir_edge.address import parse_host_port
 from mimir_edge.core.errors import EdgeError
-from mimir_edge.settings import add_redis_flags, env_flag, redis_config
+from mimir_edge.settings import absolute_path, add_redis_flags, env_flag, redis_config
 from mimir_edge.store.client import RedisConfig, connect
 from mimir_edge.store.limits import LimitsStore
 from mimir_edge.sync import http
@@ -25,6 +24,8 @@ from mimir_edge.sync.service import SyncPolicy, SyncService
 from mimir_edge.sync.sources import FileSource
 
 log = structlog.get_logger("overrides-sync")
+#: The Kubernetes client is the `sync` extra, so the RLS image can leave it out.
+SYNC_EXTRA = "pip install 'mimir-edge-enforcement[sync]'"
 
 
 def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser:
@@ -39,17 +40,17 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
         default="file",
         help="where the overrides come from (default %(default)s)",
     )
-    source.add_argument("--path", type=Path, help="overrides file (source file)")
+    source.add_argument("--path", type=absolute_path, help="overrides file (source file)")
     source.add_argument(
         "--defaults-path",
-        type=Path,
+        type=absolute_path,
         help="defaults file: Mimir's config (its `limits:` block) or a map of limit fields",
     )
     source.add_argument("--namespace", default="mimir", help="ConfigMap namespace (default %(default)s)")
     source.add_argument("--configmap", default="mimir-overrides", help="ConfigMap name (default %(default)s)")
     source.add_argument("--key", default="overrides.yaml", help="ConfigMap key (default %(default)s)")
     source.add_argument("--defaults-key", help="ConfigMap key holding the defaults document, if any")
-    source.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster config)")
+    source.add_argument("--kubeconfig", type=absolute_path, help="kubeconfig file (default: in-cluster config)")
     source.add_argument(
         "--interval", type=float, default=0.25, help="seconds between file checks (default %(default)s)"
     )
@@ -179,6 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--source file needs --path")
     if args.leader_elect and args.once:
         parser.error("--leader-elect makes no sense with --once")
+    if args.source == "kubernetes" or args.leader_elect:
+        needs = "--source kubernetes" if args.source == "kubernetes" else "--leader-elect"
+        try:
+            import kubernetes  # noqa: F401  (an optional extra: the file source and the RLS do without it)
+        except ImportError:
+            parser.error(f"{needs} needs the Kubernetes client: {SYNC_EXTRA}")
     if not 0 < args.max_delete_fraction <= 1:
         parser.error("--max-delete-fraction must be in (0, 1]")
     # At least 1 s a call whatever REDIS_TIMEOUT says: a sync writes in large pipelines.
