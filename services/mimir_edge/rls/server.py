@@ -83,7 +83,11 @@ async def serve(settings: RlsSettings) -> int:
     stats = StatsRecorder(
         redis, replica_id=registry.replica_id, on_flush=lambda result: metrics.stats_flushes.labels(result).inc()
     )
-    local = LocalLimiter(lambda: registry.live) if settings.failure_mode is FailureMode.LOCAL else None
+    local = (
+        LocalLimiter(lambda: registry.live, max_tenants=settings.local_max_tenants)
+        if settings.failure_mode is FailureMode.LOCAL
+        else None
+    )
 
     def breaker_changed(state: BreakerState) -> None:
         metrics.breaker_state.set(int(state))
@@ -255,6 +259,7 @@ def effective_config(settings: RlsSettings, replica_id: str) -> dict[str, Any]:
         "log_format": settings.log_format,
         "log_level": settings.log_level,
         "replicas_hint": settings.replicas_hint,
+        "local_max_tenants": settings.local_max_tenants,
         "admin_token": "<redacted>" if settings.admin_token else "",
         "admin_token_file": settings.admin_token_file,
         "admin_writable": bool(settings.admin_token or settings.admin_token_file),
