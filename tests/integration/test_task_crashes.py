@@ -26,11 +26,13 @@ from mimir_edge.localstack.rls import HOST, grpc_serving
 from mimir_edge.localstack.sync import SyncProcess, http_get
 from mimir_edge.supervisor import EXIT_CRASHED
 
+from tests.fake_kube_api import FakeKubeApi
 from tests.stack import Stack
 from tests.waiting import wait_for
 
-#: Replaces `{module}.{cls}.{method}` (a coroutine function) with one that raises after
-#: `{healthy}` calls, then runs the entry point as its console script would.
+#: Replaces `{module}.{cls}.{method}` (a coroutine function, or a plain one: `{async_}` and
+#: `{await_}` empty) with one that raises after `{healthy}` calls, then runs the entry point as
+#: its console script would.
 INJECT = """
 import sys
 import {module} as target
@@ -38,12 +40,12 @@ import {module} as target
 original = target.{cls}.{method}
 calls = 0
 
-async def broken(*args, **kwargs):
+{async_}def broken(*args, **kwargs):
     global calls
     calls += 1
     if calls > {healthy}:
         raise RuntimeError("injected fault in {method}")
-    return await original(*args, **kwargs)
+    return {await_}original(*args, **kwargs)
 
 target.{cls}.{method} = broken
 from {entry} import main
@@ -61,11 +63,27 @@ def processes() -> Iterator[list[Process]]:
 
 
 def run_injected(
-    processes: list[Process], workdir: Path, entry: str, target: str, healthy: int, args: list[str], env: dict[str, str]
+    processes: list[Process],
+    workdir: Path,
+    entry: str,
+    target: str,
+    healthy: int,
+    args: list[str],
+    env: dict[str, str],
+    *,
+    coroutine: bool = True,
 ) -> tuple[int, list[dict[str, object]], str]:
     """Start the wrapped entry point, wait for it to exit on its own; (code, JSON log lines, log)."""
     module, cls, method = target.rsplit(".", 2)
-    code = INJECT.format(module=module, cls=cls, method=method, healthy=healthy, entry=entry)
+    code = INJECT.format(
+        module=module,
+        cls=cls,
+        method=method,
+        healthy=healthy,
+        entry=entry,
+        async_="async " if coroutine else "",
+        await_="await " if coroutine else "",
+    )
     process = Process(f"{entry}:{method}", [sys.executable, "-c", code, *args], workdir / f"{method}.log")
     processes.append(process)
     process.start(lambda: True, env={**os.environ, **env})
@@ -145,6 +163,39 @@ def test_sync_exits_non_zero_when_a_task_fails(
     seen = events(lines)
     assert seen.index("overrides-sync started") < seen.index("task failed") < seen.index("overrides-sync stopped")
     assert lines[-1]["exit_code"] == EXIT_CRASHED and lines[-1]["failed_task"] == task
+
+
+def test_sync_exits_non_zero_when_the_configmap_watch_thread_dies(
+    processes: list[Process], tmp_path: Path, fresh_redis: RedisServer
+) -> None:
+    """The watch runs in a thread; an error it does not retry (a bug, a 403) ended the thread and
+    left the sync waiting for events forever."""
+    kubeconfig = tmp_path / "kubeconfig"
+    with FakeKubeApi() as kube:
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: fake\n  cluster:\n    server: {kube.url}\n"
+            "users:\n- name: fake\n  user: {}\n"
+            "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
+            "current-context: fake\n"
+        )
+        args = ["--source", "kubernetes", "--kubeconfig", str(kubeconfig), "--redis-url", fresh_redis.url]
+        args += ["--http-addr", f"{HOST}:{free_port()}", "--log-format", "json"]
+        returncode, lines, text = run_injected(
+            processes,
+            tmp_path,
+            "mimir_edge.sync.main",
+            "mimir_edge.sync.kubernetes.ConfigMapSource._list",
+            0,
+            args,
+            {"NO_PROXY": "*", "no_proxy": "*"},
+            coroutine=False,
+        )
+    assert returncode == EXIT_CRASHED, text[-3000:]
+    [failure] = [line for line in lines if line.get("event") == "task failed"]
+    assert failure["task"] == "follow-source"
+    assert "RuntimeError: injected fault in _list" in str(failure["exception"])
+    assert "in _run" in str(failure["exception"])  # the thread's own frames are in the traceback
 
 
 def metric(text: str, name: str) -> float:
