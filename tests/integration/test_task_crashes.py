@@ -1,7 +1,7 @@
 """A bug in a long-running task ends the real process non-zero with its traceback in the log, so
 Kubernetes restarts it; Redis going away does not; SIGTERM still exits 0.
 
-The fault is injected by a `python -c` wrapper that replaces one coroutine of the running code
+The fault is injected by a `python -c` wrapper that replaces one function of the running code
 with one that raises after some healthy calls, then calls the entry point's real `main()`.
 """
 
