@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+import structlog
 import uvloop
 from mimir_edge.localstack.processes import MissingProgram
 from mimir_edge.localstack.redis import RedisCluster, RedisServer
@@ -23,6 +24,14 @@ def pytest_asyncio_loop_factories(
     if item.get_closest_marker("both_loops") is None:
         return {"asyncio": asyncio.new_event_loop}
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """A test that runs an entry point in-process configures logging for the whole process: undo
+    it, so the next test's loggers are not bound to this test's configuration."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

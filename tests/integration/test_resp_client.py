@@ -4,6 +4,7 @@ db from the URL, connection loss and reconnection, timeouts of a Redis that stop
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import time
@@ -103,3 +104,36 @@ async def test_calls_unanswered_in_time_fail_and_later_replies_keep_their_order(
         os.kill(pid, signal.SIGCONT)
         await client.close()
         server.stop()
+
+
+async def test_a_connection_attempt_nobody_waits_for_any_more_fails_quietly(tmp_path: Path) -> None:
+    """A caller that gives up (its timeout, a cancelled request) while the connection is being
+    made leaves the attempt running; when it then fails (Redis goes away), asyncio must not report
+    a task "exception was never retrieved" (a traceback on stderr per attempt during an outage)."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    server = RedisServer(tmp_path / "stopped", extra_args=("--requirepass", "s3cret")).start()
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    client = RespClient.from_url(f"redis://:s3cret@127.0.0.1:{server.port}/0", connect_timeout_s=30.0)
+    try:
+        caller = asyncio.ensure_future(client.call("PING"))
+        await asyncio.sleep(0)  # the attempt has started
+        attempt = client._connecting
+        assert attempt is not None and not attempt.done()
+        caller.cancel()  # the caller gives up...
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        server.kill()  # ...then Redis goes away under the AUTH handshake
+        await asyncio.wait([attempt], timeout=30)
+        assert attempt.done() and not attempt.cancelled()  # failed (not asked how: that retrieves it)
+    finally:
+        server.kill()
+        await client.close()
+    # The report comes when the failed task is collected.
+    del attempt, caller, client
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert [c["message"] for c in reported] == []

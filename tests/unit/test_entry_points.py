@@ -55,6 +55,8 @@ def test_failure_mode_setting() -> None:
     assert parse_settings([], env={"FAILURE_MODE_ALLOW": "false"}).failure_mode is FailureMode.DENY
     local = parse_settings(["--failure-mode", "local"], env={"FAILURE_MODE_ALLOW": "false", "REPLICAS_HINT": "4"})
     assert local.failure_mode is FailureMode.LOCAL and local.replicas_hint == 4
+    assert local.local_max_tenants == 100_000
+    assert parse_settings([], env={"LOCAL_MAX_TENANTS": "5000"}).local_max_tenants == 5000
 
 
 @pytest.mark.parametrize(
@@ -64,6 +66,7 @@ def test_failure_mode_setting() -> None:
         ([], {"FAILURE_MODE_ALLOW": "maybe"}, "FAILURE_MODE_ALLOW"),
         (["--grpc-addr", "nope"], {}, "not host:port"),
         ([], {"REDIS_CLUSTER_NODES": "a:1,b"}, "not host:port"),
+        ([], {"LOCAL_MAX_TENANTS": "0"}, "--local-max-tenants must be at least 1"),
     ],
 )
 def test_rls_invalid_settings_exit_with_a_clear_error(

@@ -138,11 +138,7 @@ class StatsRecorder:
     def record(
         self, tenant: str | None, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None = None
     ) -> None:
-        name = tenant or FLEET
-        if name not in self._tenants:
-            if len(self._tenants) >= self._max_tenants:
-                name = OTHER_TENANTS
-            self._tenants.add(name)
+        name = self._admit(tenant or FLEET)
         key = (name, outcome, cause)
         counts = self._pending.get(key)
         if counts is None:
@@ -151,6 +147,19 @@ class StatsRecorder:
         counts[1] += items
         if outcome not in PLAINLY_ADMITTED:
             self._note_denial(name, outcome, cause, items, limits)
+
+    def _admit(self, tenant: str) -> str:
+        """`tenant`, or OTHER_TENANTS once `max_tenants` tenants have counts waiting."""
+        if tenant not in self._tenants:
+            if len(self._tenants) >= self._max_tenants:
+                tenant = OTHER_TENANTS
+            self._tenants.add(tenant)
+        return tenant
+
+    @property
+    def pending_tenants(self) -> int:
+        """Tenants with counts waiting for a flush: at most `max_tenants`, and __other__."""
+        return len({tenant for tenant, _, _ in self._pending})
 
     def _note_denial(
         self, tenant: str, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None
@@ -254,13 +263,15 @@ class StatsRecorder:
     def _merge_back(
         self, pending: Mapping[tuple[str, Outcome, Cause], list[int]], denials: Mapping[tuple[str, Cause], _Denial]
     ) -> None:
-        for key, (requests, items) in pending.items():
-            counts = self._pending.setdefault(key, [0, 0])
+        # Through the same cap as new counts: each flush admits `max_tenants` fresh tenants, so
+        # merging back uncapped would grow by that much per failed flush for as long as Redis is
+        # away, under a client sending random tenant ids. Past the cap, counts go to __other__.
+        for (tenant, outcome, cause), (requests, items) in pending.items():
+            counts = self._pending.setdefault((self._admit(tenant), outcome, cause), [0, 0])
             counts[0] += requests
             counts[1] += items
-            self._tenants.add(key[0])
-        for denial_key, denial in denials.items():
-            self._denials.setdefault(denial_key, denial)
+        for (tenant, cause), denial in denials.items():
+            self._denials.setdefault((self._admit(tenant), cause), denial)
 
 
 def _fleet_counters(pending: Mapping[tuple[str, Outcome, Cause], list[int]]) -> dict[str, int]:

@@ -24,12 +24,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = asyncio.Runner()
     try:
         with runner:
-            runner.run(serve(settings))
+            return runner.run(serve(settings))
     except StartupError as exc:
         structlog.get_logger("rls").error("rls failed to start", error=str(exc))
         print(f"mimir-rls: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
 import time
@@ -37,6 +36,7 @@ from mimir_edge.store.breaker import BreakerState, CircuitBreaker
 from mimir_edge.store.buckets import BucketStore
 from mimir_edge.store.client import SyncRedis, connect, connect_sync
 from mimir_edge.store.limits import LimitsStore, read_tenant_limits
+from mimir_edge.supervisor import Supervisor
 
 log = structlog.get_logger("rls")
 
@@ -53,8 +53,9 @@ class StartupError(RuntimeError):
     pass
 
 
-async def serve(settings: RlsSettings) -> None:
-    """Run until SIGTERM/SIGINT; then stop taking new calls, finish in-flight ones, exit."""
+async def serve(settings: RlsSettings) -> int:
+    """Run until SIGTERM/SIGINT or a background task fails; then stop taking new calls, finish
+    in-flight ones, and return the exit code (0 after a signal, EXIT_CRASHED after a failure)."""
     redis = connect(settings.redis)
     store = BucketStore.for_config(settings.redis, redis)
     metrics = RlsMetrics(max_tenants=settings.metrics_max_tenants, allow_tenants=settings.metrics_tenants)
@@ -78,7 +79,11 @@ async def serve(settings: RlsSettings) -> None:
     stats = StatsRecorder(
         redis, replica_id=registry.replica_id, on_flush=lambda result: metrics.stats_flushes.labels(result).inc()
     )
-    local = LocalLimiter(lambda: registry.live) if settings.failure_mode is FailureMode.LOCAL else None
+    local = (
+        LocalLimiter(lambda: registry.live, max_tenants=settings.local_max_tenants)
+        if settings.failure_mode is FailureMode.LOCAL
+        else None
+    )
 
     def breaker_changed(state: BreakerState) -> None:
         metrics.breaker_state.set(int(state))
@@ -201,27 +206,24 @@ async def serve(settings: RlsSettings) -> None:
             metrics.live_replicas.set(registry.live)
             await asyncio.sleep(HEARTBEAT_S)
 
-    tasks = [
-        asyncio.create_task(heartbeat()),
-        asyncio.create_task(defaults.run()),
-        asyncio.create_task(defaults.follow_changes(settings.redis)),
-        asyncio.create_task(become_ready()),
-        asyncio.create_task(stats.run()),
-    ]
+    # Each of these handles Redis being away itself; anything else they raise is a bug, and a
+    # replica without its heartbeat, defaults or stats is better restarted than left half-alive.
+    tasks = Supervisor(log)
+    tasks.start("heartbeat", heartbeat())
+    tasks.start("defaults-refresh", defaults.run())
+    tasks.start("defaults-follow", defaults.follow_changes(settings.redis))
+    tasks.start("become-ready", become_ready(), may_finish=True)
+    tasks.start("stats-flush", stats.run())
     try:
-        await stop.wait()
-        log.info("rls stopping: not serving, draining in-flight calls")
+        await tasks.wait(stop)
+        log.info("rls stopping: not serving, draining in-flight calls", failed_task=tasks.failed)
         ready["serving"] = False
         for name in ("", *SERVICES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await asyncio.gather(server.stop(SHUTDOWN_GRACE_S), http_authz.stop(SHUTDOWN_GRACE_S))
     finally:
         await registry.leave()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.aclose()
         await breaker.close()
         await store.close()
         await redis.aclose()
@@ -229,7 +231,8 @@ async def serve(settings: RlsSettings) -> None:
         admin_server.shutdown()
         admin_redis.close()
         metrics_thread.join(timeout=5)
-        log.info("rls stopped")
+        log.info("rls stopped", exit_code=tasks.exit_code)
+    return tasks.exit_code
 
 
 def effective_config(settings: RlsSettings, replica_id: str) -> dict[str, Any]:
@@ -254,6 +257,7 @@ def effective_config(settings: RlsSettings, replica_id: str) -> dict[str, Any]:
         "log_format": settings.log_format,
         "log_level": settings.log_level,
         "replicas_hint": settings.replicas_hint,
+        "local_max_tenants": settings.local_max_tenants,
         "admin_token": "<redacted>" if settings.admin_token else "",
         "admin_token_file": settings.admin_token_file,
         "admin_writable": bool(settings.admin_token or settings.admin_token_file),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from mimir_edge import logs
 from mimir_edge.address import parse_host_port
 from mimir_edge.rls.enforcer import FailureMode
+from mimir_edge.rls.local import MAX_TENANTS
 from mimir_edge.settings import absolute_path, add_redis_flags, env_flag, parse_bool, redis_config
 from mimir_edge.store.client import RedisConfig
 
@@ -27,6 +28,8 @@ class RlsSettings:
     log_format: str
     log_level: str
     replicas_hint: int = 0
+    #: Tenants whose buckets local mode keeps in memory (an LRU); see rls/local.py.
+    local_max_tenants: int = MAX_TENANTS
     #: Bearer token for the admin API's mutating calls; never logged or shown.
     admin_token: str = field(default="", repr=False)
     admin_token_file: str = ""
@@ -87,6 +90,14 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
         default=0,
         type=int,
         help="replicas to assume in local mode before the heartbeat registry was read",
+    )
+    env_flag(
+        parser,
+        "LOCAL_MAX_TENANTS",
+        env,
+        default=MAX_TENANTS,
+        type=int,
+        help="local mode: most tenants whose buckets a replica keeps in memory (least recently seen dropped)",
     )
     env_flag(
         parser,
@@ -155,6 +166,8 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         parser.error("--max-request-bytes must be positive")
     if not args.tenant_header.strip():
         parser.error("--tenant-header must not be empty")
+    if args.local_max_tenants < 1:
+        parser.error("--local-max-tenants must be at least 1")
     if args.metrics_max_tenants < 0:
         parser.error("--metrics-max-tenants must not be negative")
     if args.admin_token_file and not os.path.isfile(args.admin_token_file):
@@ -168,6 +181,7 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         if args.failure_mode
         else (FailureMode.ALLOW if args.failure_mode_allow else FailureMode.DENY),
         replicas_hint=args.replicas_hint,
+        local_max_tenants=args.local_max_tenants,
         enforcement_disabled=args.enforcement_disabled,
         max_request_bytes=args.max_request_bytes,
         tenant_header=args.tenant_header.strip().lower(),

@@ -178,6 +178,9 @@ class RespClient:
         # One connection attempt at a time; concurrent callers wait for the same one.
         if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.get_running_loop().create_task(self._open())
+            # Callers that gave up (timed out, cancelled) no longer wait for this attempt; its
+            # failure is theirs to see, not asyncio's "exception was never retrieved" at GC.
+            self._connecting.add_done_callback(_retrieve)
         task = self._connecting
         return await asyncio.shield(task)
 
@@ -220,3 +223,8 @@ class RespClient:
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
             await protocol.closed
+
+
+def _retrieve(task: asyncio.Task[_Protocol]) -> None:
+    if not task.cancelled():
+        task.exception()

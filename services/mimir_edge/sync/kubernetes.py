@@ -65,16 +65,27 @@ class ConfigMapSource:
 
     async def events(self) -> AsyncIterator[SourceEvent]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[SourceEvent] = asyncio.Queue()
+        queue: asyncio.Queue[SourceEvent | BaseException] = asyncio.Queue()
 
-        def emit(event: SourceEvent) -> None:
+        def emit(event: SourceEvent | BaseException) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
-        thread = threading.Thread(target=self._run, args=(emit,), name="configmap-watch", daemon=True)
+        def run() -> None:
+            try:
+                self._run(emit)
+            except BaseException as exc:  # not retryable (a 403, a bug): the watch is over
+                emit(exc)
+
+        thread = threading.Thread(target=run, name="configmap-watch", daemon=True)
         thread.start()
         try:
             while True:
-                yield await queue.get()
+                event = await queue.get()
+                if isinstance(event, BaseException):
+                    # Raised here, where the process supervises its tasks: waiting on a queue no
+                    # thread feeds any more would look alive and never sync again.
+                    raise event
+                yield event
         finally:
             self._stop.set()
 

@@ -18,6 +18,7 @@ from mimir_edge.core.errors import EdgeError
 from mimir_edge.settings import absolute_path, add_redis_flags, env_flag, redis_config
 from mimir_edge.store.client import RedisConfig, connect
 from mimir_edge.store.limits import LimitsStore
+from mimir_edge.supervisor import Supervisor
 from mimir_edge.sync import http
 from mimir_edge.sync.metrics import SyncMetrics
 from mimir_edge.sync.service import SyncPolicy, SyncService
@@ -160,12 +161,14 @@ async def amain(args: argparse.Namespace, config: RedisConfig) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        runner = asyncio.create_task(service.run(source))
-        await asyncio.wait([runner, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-        runner.cancel()
+        tasks = Supervisor(log)
+        tasks.start("follow-source", service.follow(source))
+        tasks.start("retry-pending", service.retry_pending())
+        await tasks.wait(stop)
+        await tasks.aclose()
         server.shutdown()
-        log.info("overrides-sync stopped")
-        return 0
+        log.info("overrides-sync stopped", exit_code=tasks.exit_code, failed_task=tasks.failed)
+        return tasks.exit_code
     finally:
         if elector is not None:
             elector.stop()

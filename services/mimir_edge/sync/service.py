@@ -66,13 +66,10 @@ class SyncService:
         self._last: tuple[RuntimeOverrides, str] | None = None
         self.healthy = True
 
-    async def run(self, source: Source) -> None:
-        retry = asyncio.create_task(self._retry_pending())
-        try:
-            async for event in source.events():  # type: ignore[attr-defined]
-                await self.handle(event)
-        finally:
-            retry.cancel()
+    async def follow(self, source: Source) -> None:
+        """Handle the source's events, forever. Runs beside `retry_pending`."""
+        async for event in source.events():  # type: ignore[attr-defined]
+            await self.handle(event)
 
     async def handle(self, event: SourceEvent) -> str:
         """Handle one source event; returns the result label it was counted under."""
@@ -185,7 +182,7 @@ class SyncService:
         except StoreUnavailable as exc:
             log.warning("could not record the problem in redis", error=str(exc))
 
-    async def _retry_pending(self) -> None:
+    async def retry_pending(self) -> None:
         """Apply a kept document as soon as this process may write and Redis answers; re-apply
         the last one when Redis no longer holds what we wrote (restarted empty, or flushed)."""
         while True:

@@ -1,0 +1,125 @@
+"""The supervisor of a process's long-lived tasks: a failure is logged with its traceback and
+makes the exit code non-zero; a stop signal ends everything with exit code 0."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import structlog
+from mimir_edge.supervisor import EXIT_CRASHED, Supervisor
+from structlog.testing import capture_logs
+
+log = structlog.get_logger("test")
+
+
+async def forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def fails_after(ready: asyncio.Event) -> None:
+    await ready.wait()
+    raise ValueError("bug in a loop")
+
+
+async def test_the_first_failure_ends_the_wait_and_is_logged_with_its_traceback() -> None:
+    go = asyncio.Event()
+    tasks = Supervisor(log)
+    with capture_logs() as logs:
+        tasks.start("steady", forever())
+        tasks.start("buggy", fails_after(go))
+        go.set()
+        await asyncio.wait_for(tasks.wait(asyncio.Event()), timeout=10)
+        await tasks.aclose()
+    assert tasks.failed == "buggy" and tasks.exit_code == EXIT_CRASHED
+    [entry] = logs
+    assert entry["event"] == "task failed" and entry["task"] == "buggy" and entry["log_level"] == "error"
+    assert entry["error"] == "ValueError: bug in a loop"
+    error = entry["exc_info"]
+    assert isinstance(error, ValueError) and error.__traceback__ is not None
+
+
+async def test_the_traceback_reaches_the_rendered_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from mimir_edge import logs
+
+    logs.configure("json", "info")
+    try:
+        tasks = Supervisor(structlog.get_logger("test"))
+        go = asyncio.Event()
+        go.set()
+        tasks.start("buggy", fails_after(go))
+        await asyncio.wait_for(tasks.wait(asyncio.Event()), timeout=10)
+        await tasks.aclose()
+    finally:
+        structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "in fails_after" in err
+    assert "ValueError: bug in a loop" in err
+
+
+async def test_stop_cancels_every_task_and_exits_zero() -> None:
+    stop = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def until_cancelled(name: str) -> None:
+        try:
+            await forever()
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+
+    tasks = Supervisor(log)
+    with capture_logs() as logs:
+        tasks.start("a", until_cancelled("a"))
+        tasks.start("b", until_cancelled("b"))
+        await asyncio.sleep(0)  # both running
+        stop.set()
+        await asyncio.wait_for(tasks.wait(stop), timeout=10)
+        await tasks.aclose()
+    assert sorted(cancelled) == ["a", "b"]
+    assert tasks.failed is None and tasks.exit_code == 0 and logs == []
+
+
+async def test_a_loop_that_returns_has_stopped_doing_its_job() -> None:
+    async def returns() -> None:
+        return None
+
+    tasks = Supervisor(log)
+    with capture_logs() as logs:
+        tasks.start("one-shot", returns(), may_finish=True)
+        tasks.start("loop", returns())
+        await asyncio.wait_for(tasks.wait(asyncio.Event()), timeout=10)
+        await tasks.aclose()
+    assert tasks.failed == "loop" and tasks.exit_code == EXIT_CRASHED
+    assert [(e["event"], e["task"]) for e in logs] == [("task ended", "loop")]
+
+
+async def test_a_failure_while_shutting_down_counts() -> None:
+    async def fails_on_cancel() -> None:
+        try:
+            await forever()
+        finally:
+            raise RuntimeError("final flush broke")
+
+    stop = asyncio.Event()
+    tasks = Supervisor(log)
+    with capture_logs() as logs:
+        tasks.start("flusher", fails_on_cancel())
+        await asyncio.sleep(0)
+        stop.set()
+        await tasks.wait(stop)
+        await tasks.aclose()
+    assert tasks.failed == "flusher" and tasks.exit_code == EXIT_CRASHED
+    assert [(e["event"], e["error"]) for e in logs] == [("task failed", "RuntimeError: final flush broke")]
+
+
+async def test_a_task_cancelled_by_someone_else_is_reported() -> None:
+    tasks = Supervisor(log)
+    with capture_logs() as logs:
+        tasks.start("victim", forever())
+        await asyncio.sleep(0)
+        [victim] = [t for t in asyncio.all_tasks() if t.get_name() == "victim"]
+        victim.cancel()
+        await asyncio.wait_for(tasks.wait(asyncio.Event()), timeout=10)
+        await tasks.aclose()
+    assert tasks.failed == "victim" and [e["event"] for e in logs] == ["task cancelled"]
