@@ -1,22 +1,33 @@
 """Counting a Prometheus remote_write body: bytes and content headers in, counts out.
 
 The body is snappy *block* format of `prometheus.WriteRequest` (Remote Write 1.0) or
-`io.prometheus.write.v2.Request` (2.0). Counting parses the protobuf twice with the
-counting-only views of `protos/mimir_edge/proto/counting.proto`: upb walks and validates every
-nested message in C, and Python never builds one object per series.
+`io.prometheus.write.v2.Request` (2.0). Two counters give the same counts and refuse the same
+bodies (tests/unit/test_counting_differential.py runs both on generated and mutated bodies):
+
+* `native`: the compiled walker `_walker.c`, one pass over the bytes, no allocation, built by
+  the install when a C compiler is there (tools/build_walker.py, hatch_build.py);
+* `upb`: the plain twin, always present: parses the protobuf twice with the counting-only views of
+  `protos/mimir_edge/proto/counting.proto`; upb walks and validates every nested message in C, and
+  Python never builds one object per series.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass
 
-import snappy
+import cramjam
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from mimir_edge.core.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
 from mimir_edge.proto import counting_pb2
+
+try:
+    from mimir_edge.core import _walker  # type: ignore[attr-defined]
+except ImportError:  # not compiled: no C compiler at install time
+    _walker = None
 
 RW1_PROTO = "prometheus.WriteRequest"
 RW2_PROTO = "io.prometheus.write.v2.Request"
@@ -25,6 +36,31 @@ RW2_PROTO = "io.prometheus.write.v2.Request"
 class Protocol(enum.Enum):
     RW1 = RW1_PROTO
     RW2 = RW2_PROTO
+
+
+class Counter(enum.StrEnum):
+    """Which implementation counts a decompressed body."""
+
+    NATIVE = "native"
+    UPB = "upb"
+
+
+def select_counter(preference: str) -> Counter:
+    """`auto` (the compiled walker when it was built, else upb), `native` or `upb`.
+
+    Raises ValueError for `native` when the walker was not built, and for any other word.
+    """
+    if preference == "auto":
+        return Counter.NATIVE if _walker is not None else Counter.UPB
+    if preference == Counter.NATIVE and _walker is None:
+        raise ValueError("the native counter was not built (no C compiler at install time); use auto or upb")
+    try:
+        return Counter(preference)
+    except ValueError:
+        raise ValueError(f"unknown counter {preference!r}: auto, native or upb") from None
+
+
+DEFAULT_COUNTER = select_counter("auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +121,49 @@ def declared_length(body: bytes) -> int:
     raise InvalidBody("not snappy block format: bad length header")
 
 
-def decompress(body: bytes, max_decompressed_bytes: int) -> bytes:
-    """Snappy-decode `body`, refusing before allocating when the declared size is over the bound."""
+#: Bodies up to this size decompress into one buffer kept per thread: no allocation and no second
+#: copy per request (python-snappy's `uncompress` copies cramjam's result into new bytes).
+#: Larger ones get a buffer of their own, so a rare huge body is not kept alive for good.
+REUSED_BUFFER_BYTES = 8 << 20
+
+_buffers = threading.local()
+
+
+def _buffer(size: int) -> bytearray:
+    if size > REUSED_BUFFER_BYTES:
+        return bytearray(size)
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _buffers.buffer = bytearray(max(size, 64 << 10))
+    return buffer
+
+
+def _check_size(body: bytes, max_decompressed_bytes: int) -> int:
     size = declared_length(body)
     if size > max_decompressed_bytes:
         raise PayloadTooLarge(f"decompressed body of {size} bytes is over the limit of {max_decompressed_bytes} bytes")
+    return size
+
+
+def decompress(body: bytes, max_decompressed_bytes: int) -> bytes:
+    """Snappy-decode `body`, refusing before allocating when the declared size is over the bound."""
+    _check_size(body, max_decompressed_bytes)
     try:
-        return snappy.uncompress(body)  # type: ignore[no-any-return]
-    except Exception as exc:  # the snappy backends raise several unrelated types
+        return bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as exc:
         raise InvalidBody(f"not snappy block format: {exc}") from None
+
+
+def decompress_into_buffer(body: bytes, max_decompressed_bytes: int) -> memoryview:
+    """Like `decompress`, into this thread's reused buffer: the view is valid until the thread's
+    next call, so the caller counts it and lets it go."""
+    size = _check_size(body, max_decompressed_bytes)
+    buffer = _buffer(size)
+    try:
+        written = cramjam.snappy.decompress_raw_into(body, buffer)
+    except cramjam.DecompressionError as exc:
+        raise InvalidBody(f"not snappy block format: {exc}") from None
+    return memoryview(buffer)[:written]
 
 
 def count_write_request(
@@ -102,17 +172,38 @@ def count_write_request(
     content_type: str | None,
     content_encoding: str | None = "snappy",
     max_decompressed_bytes: int,
+    counter: Counter = DEFAULT_COUNTER,
 ) -> WriteCounts:
     """Count the series, samples, histograms, exemplars and metadata in a remote_write body."""
     protocol = protocol_for(content_type)
     check_content_encoding(content_encoding)
-    raw = decompress(body, max_decompressed_bytes)
+    raw = decompress_into_buffer(body, max_decompressed_bytes)
+    try:
+        return count_decompressed(raw, protocol, counter)
+    finally:
+        raw.release()
+
+
+def count_decompressed(raw: bytes | memoryview, protocol: Protocol, counter: Counter = DEFAULT_COUNTER) -> WriteCounts:
+    """Count a decompressed body with one implementation; raises InvalidBody for a malformed one."""
+    if counter is Counter.NATIVE:
+        return _count_native(raw, protocol)
     try:
         if protocol is Protocol.RW1:
             return _count_rw1(raw)
         return _count_rw2(raw)
     except DecodeError as exc:
         raise InvalidBody(f"not a valid {protocol.value}: {exc}") from None
+
+
+def _count_native(raw: bytes | memoryview, protocol: Protocol) -> WriteCounts:
+    if _walker is None:
+        raise RuntimeError("the native counter was not built")
+    try:
+        series, floats, histograms, exemplars, metadata = _walker.count(raw, 1 if protocol is Protocol.RW1 else 2)
+    except ValueError as exc:
+        raise InvalidBody(f"not a valid {protocol.value}: {exc}") from None
+    return WriteCounts(protocol, series, floats, histograms, exemplars, metadata, len(raw))
 
 
 def _reject_wrong_wire_types(*messages: Message) -> None:
@@ -129,7 +220,7 @@ def _reject_wrong_wire_types(*messages: Message) -> None:
                 raise InvalidBody(f"field {unknown.field_number} of {name} has wire type {unknown.wire_type}")
 
 
-def _count_rw1(raw: bytes) -> WriteCounts:
+def _count_rw1(raw: bytes | memoryview) -> WriteCounts:
     # The shape is counted and freed first, so only one parse's arena is alive at a time.
     series_count = len(counting_pb2.WriteRequestShape.FromString(raw).timeseries)
     merged = counting_pb2.WriteRequestMerged.FromString(raw)
@@ -146,7 +237,7 @@ def _count_rw1(raw: bytes) -> WriteCounts:
     )
 
 
-def _count_rw2(raw: bytes) -> WriteCounts:
+def _count_rw2(raw: bytes | memoryview) -> WriteCounts:
     series_count = len(counting_pb2.RequestV2Shape.FromString(raw).timeseries)
     merged = counting_pb2.RequestV2Merged.FromString(raw)
     series = merged.timeseries

@@ -16,7 +16,7 @@ import structlog
 from mimir_edge import logs
 from mimir_edge.admin.stats import StatsRecorder
 from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
-from mimir_edge.core.remote_write import WriteCounts, count_write_request
+from mimir_edge.core.remote_write import DEFAULT_COUNTER, Counter, WriteCounts, count_write_request
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import BucketLimits, Decision
 from mimir_edge.core.verdict import (
@@ -73,6 +73,7 @@ class EnforcerConfig:
     max_request_bytes: int
     shadow: bool
     failure_mode: FailureMode
+    counter: Counter = DEFAULT_COUNTER
 
 
 class Enforcer:
@@ -121,6 +122,7 @@ class Enforcer:
                 content_type=headers.get("content-type"),
                 content_encoding=headers.get("content-encoding"),
                 max_decompressed_bytes=cfg.max_request_bytes,
+                counter=cfg.counter,
             )
             self._metrics.parse_seconds.observe(time.perf_counter() - started)
         except EdgeError as exc:

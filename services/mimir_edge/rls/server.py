@@ -62,6 +62,7 @@ async def serve(settings: RlsSettings) -> None:
     redis = connect(settings.redis)
     store = BucketStore.for_config(settings.redis, redis)
     metrics = RlsMetrics(max_tenants=settings.metrics_max_tenants, allow_tenants=settings.metrics_tenants)
+    metrics.counter_implementation.labels(settings.counter.value).set(1)
     metrics.build_info.labels(__version__, settings.failure_mode.value, str(settings.enforcement_disabled).lower()).set(
         1
     )
@@ -100,6 +101,7 @@ async def serve(settings: RlsSettings) -> None:
             max_request_bytes=settings.max_request_bytes,
             shadow=settings.enforcement_disabled,
             failure_mode=settings.failure_mode,
+            counter=settings.counter,
         ),
         breaker=breaker,
         local=local,
@@ -184,6 +186,7 @@ async def serve(settings: RlsSettings) -> None:
         redis=settings.redis.url if not settings.redis.cluster_nodes else "cluster",
         shadow=settings.enforcement_disabled,
         failure_mode=settings.failure_mode.value,
+        counter=settings.counter.value,
     )
 
     stop = asyncio.Event()

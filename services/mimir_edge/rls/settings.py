@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mimir_edge import logs
+from mimir_edge.core.remote_write import DEFAULT_COUNTER, Counter, select_counter
 from mimir_edge.rls.enforcer import FailureMode
 from mimir_edge.settings import add_redis_flags, env_flag, parse_bool
 from mimir_edge.store.client import RedisConfig
@@ -34,6 +35,8 @@ class RlsSettings:
     metrics_max_tenants: int = 200
     #: The ext_authz HTTP service (see rls/http_authz.py); empty: not served.
     authz_http_addr: str = ""
+    #: What counts remote_write bodies: the compiled walker when it was built, else upb.
+    counter: Counter = DEFAULT_COUNTER
 
     @property
     def failure_mode_allow(self) -> bool:
@@ -134,6 +137,15 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
         type=int,
         help="without METRICS_TENANTS: how many tenants (first seen) get their own label",
     )
+    env_flag(
+        parser,
+        "REMOTE_WRITE_COUNTER",
+        env,
+        default="auto",
+        choices=("auto", "native", "upb"),
+        help="what counts remote_write bodies: native (the compiled walker), upb (the plain twin), or auto "
+        "(native when the install compiled it)",
+    )
     logs.add_log_flags(parser, env)
     return parser
 
@@ -163,6 +175,10 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         nodes = RedisConfig.parse_cluster_nodes(args.redis_cluster_nodes)
     except ValueError as exc:
         parser.error(f"--redis-cluster-nodes: {exc}")
+    try:
+        counter = select_counter(args.remote_write_counter)
+    except ValueError as exc:
+        parser.error(f"--remote-write-counter: {exc}")
     return RlsSettings(
         grpc_addr=_address(parser, "--grpc-addr", args.grpc_addr),
         admin_addr=_address(parser, "--admin-addr", args.admin_addr),
@@ -182,4 +198,5 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         metrics_tenants=tuple(t.strip() for t in args.metrics_tenants.split(",") if t.strip()),
         metrics_max_tenants=args.metrics_max_tenants,
         authz_http_addr=_address(parser, "--authz-http-addr", args.authz_http_addr) if args.authz_http_addr else "",
+        counter=counter,
     )
