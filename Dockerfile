@@ -12,10 +12,16 @@
 # --- build: the project's wheel and every dependency's wheel --------------------------------------
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A C compiler for the counting walker (hatch_build.py); the image already has Python's headers.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the wheel is built from (pyproject.toml [tool.hatch.build]): the Lua scripts and the
-# demo's overrides are force-included into the wheel.
-COPY pyproject.toml README.md ./
+# demo's overrides are force-included into the wheel; hatch_build.py compiles the walker with
+# tools/build_walker.py.
+COPY pyproject.toml README.md hatch_build.py ./
+COPY tools/build_walker.py ./tools/
 COPY services ./services
 COPY lua ./lua
 COPY examples/overrides.yaml ./examples/

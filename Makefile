@@ -2,16 +2,25 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTO_SOURCES := $(shell find protos -name '*.proto' | sort)
+WALKER := services/mimir_edge/core/_walker$(shell python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
-.PHONY: venv tools test lint typecheck protos bench demo loadtest compose-configs config-doc parity-doc clean
+.PHONY: venv walker tools test lint typecheck protos bench demo loadtest compose-configs config-doc parity-doc clean
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(WALKER)
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
+
+# The compiled counting walker, in place for the editable install (`pip install -e` compiles it too,
+# through hatch_build.py; this recompiles after an edit). Optional: without gcc and Python's headers
+# counting uses upb, and only the tests that compare the two fail (saying how to install them).
+walker: $(WALKER)
+
+$(WALKER): services/mimir_edge/core/_walker.c tools/build_walker.py | $(VENV)/.installed
+	$(PY) tools/build_walker.py || echo "make: the counting walker was not built; counting will use upb"
 
 # The README's test command. Needs redis-server/redis-cli on PATH (see README).
 test: venv tools

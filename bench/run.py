@@ -20,6 +20,10 @@ RESULTS = ROOT / "bench" / "results"
 # name → (title, what produced the load)
 BENCHMARKS = {
     "counting": ("Counting remote_write vs full protobuf decode", "in-process, `time.perf_counter`"),
+    "counting_native": (
+        "Counting: the compiled walker vs upb, snappy into a reused buffer",
+        "in-process, `time.perf_counter`",
+    ),
     "store": ("Redis bucket store: decisions/s and round trips", "asyncio tasks in the store's own process"),
     "sync_scale": ("overrides-sync: time and Redis writes by tenant count", "in-process, `time.perf_counter`"),
     "propagation": ("Limit change → enforced by every replica", "20 file edits, replicas probed over gRPC"),

@@ -99,7 +99,8 @@ def test_admitted_request_reaches_upstream_byte_identical(  # type: ignore[no-un
     assert got.path == "/api/v1/push"
     for key, value in headers.items():
         assert got.headers[key.lower()] == value
-    assert got.headers["x-mimir-edge-items"] == str(shape.items)
+    # What was charged: Mimir's default exemplar limit (0) makes the 300 exemplars free.
+    assert got.headers["x-mimir-edge-items"] == str(shape.items - shape.series * shape.exemplars_per_series)
     assert got.headers["x-mimir-edge-decision"] == "allowed"
     if base_headers is RW2_HEADERS:  # the receiver's written counts reach the client
         assert reply.headers["x-prometheus-remote-write-samples-written"] == "300"
@@ -128,7 +129,7 @@ def test_request_larger_than_burst_is_429_with_its_own_reason(enforcing, redis_s
     assert reply.status == 429
     assert reply.headers["x-mimir-edge-reason"] == "ingestion_burst"
     assert "retry-after" not in reply.headers
-    assert "can never be accepted" in reply.body.decode()
+    assert "exceeded the ingestion burst size limit, set to 100, with 101 items" in reply.body.decode()
 
 
 def test_body_over_max_request_bytes_is_413(enforcing) -> None:  # type: ignore[no-untyped-def]

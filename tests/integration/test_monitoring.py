@@ -114,3 +114,21 @@ def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
     plain.write_text(yaml.safe_dump(rules))
     result = subprocess.run([promtool, "check", "rules", str(plain)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rls_says_which_counter_it_runs(fleet: tuple[Fleet, SyncProcess]) -> None:
+    f, _ = fleet
+    rls = f.replicas[0]
+    with urllib.request.urlopen(rls.metrics_url, timeout=5) as reply:
+        text = reply.read().decode()
+    gauges = {
+        sample.labels["impl"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "rls_counter_implementation"
+        for sample in family.samples
+    }
+    # The test environment compiles the walker (make venv / make walker), so auto chooses it.
+    assert gauges == {"native": 1.0}
+    assert rls.process is not None
+    started = [line for line in rls.process.log_path.read_text().splitlines() if "rls started" in line]
+    assert started and "native" in started[-1], started

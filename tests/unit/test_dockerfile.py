@@ -110,6 +110,16 @@ def test_a_build_arg_leaves_the_kubernetes_client_out(stages: list[Stage], pypro
     assert '"mimir-edge-enforcement[${EXTRAS}]"' in install
 
 
+def test_build_stage_has_a_c_compiler_for_the_walker(stages: list[Stage]) -> None:
+    build, runtime = stages
+    installs = [run for run in build.all("RUN") if "apt-get install" in run]
+    assert installs and "gcc" in installs[0], "without gcc the wheel is pure and counting falls back to upb"
+    # Before the wheel is built, and only in the build stage: the runtime image has no compiler.
+    runs = build.all("RUN")
+    assert runs.index(installs[0]) < next(i for i, run in enumerate(runs) if "pip wheel" in run)
+    assert not any("gcc" in run for run in runtime.all("RUN"))
+
+
 def test_runs_as_a_fixed_non_root_uid(stages: list[Stage]) -> None:
     runtime = stages[-1]
     users = runtime.all("USER")
@@ -209,6 +219,9 @@ def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: d
     needed = wheel_inputs(pyproject)
     assert "lua" in needed, "the Lua scripts must be inside the wheel"
     assert "examples/overrides.yaml" in needed, "`mimir-edge up` needs the demo's overrides inside the wheel"
+    # The build hook that compiles the counting walker, and what it runs.
+    hatch = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
+    needed += [hatch["hooks"]["custom"]["path"], "tools/build_walker.py"]
     copied_paths = copied(stages[0])
     patterns = [
         line.strip()
@@ -220,5 +233,13 @@ def test_build_context_holds_every_wheel_input(stages: list[Stage], pyproject: d
         assert top in copied_paths or path in copied_paths, f"{path} is not copied into the build stage"
         assert not dockerignore_excludes(path, patterns), f".dockerignore drops {path}"
     assert (ROOT / "lua" / "token_bucket.lua").exists()
-    for noise in (".venv", ".git", ".tools", "tests", "charts", "services/mimir_edge/__pycache__"):
+    for noise in (
+        ".venv",
+        ".git",
+        ".tools",
+        "tests",
+        "charts",
+        "services/mimir_edge/__pycache__",
+        "services/mimir_edge/core/_walker.cpython-311-x86_64-linux-gnu.so",  # compiled in the image instead
+    ):
         assert dockerignore_excludes(noise, patterns), f".dockerignore lets {noise} into the build context"

@@ -1,23 +1,34 @@
 """Counting a Prometheus remote_write body: bytes and content headers in, counts out.
 
 The body is snappy *block* format of `prometheus.WriteRequest` (Remote Write 1.0) or
-`io.prometheus.write.v2.Request` (2.0). Counting parses the protobuf twice with the
-counting-only views of `protos/mimir_edge/proto/counting.proto`: upb walks and validates every
-nested message in C, and Python never builds one object per series.
+`io.prometheus.write.v2.Request` (2.0). Two counters give the same counts and refuse the same
+bodies (tests/unit/test_counting_differential.py runs both on generated and mutated bodies):
+
+* `native`: the compiled walker `_walker.c`, one pass over the bytes, no allocation, built by
+  the install when a C compiler is there (tools/build_walker.py, hatch_build.py);
+* `upb`: the plain twin, always present: parses the protobuf twice with the counting-only views of
+  `protos/mimir_edge/proto/counting.proto`; upb walks and validates every nested message in C, and
+  Python never builds one object per series.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import snappy
+import cramjam
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from mimir_edge.core.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
 from mimir_edge.proto import counting_pb2
+
+try:
+    from mimir_edge.core import _walker  # type: ignore[attr-defined]
+except ImportError:  # not compiled: no C compiler at install time
+    _walker = None
 
 RW1_PROTO = "prometheus.WriteRequest"
 RW2_PROTO = "io.prometheus.write.v2.Request"
@@ -29,6 +40,31 @@ class Protocol(enum.Enum):
 
 
 Labels = tuple[tuple[str, str], ...]
+
+
+class Counter(enum.StrEnum):
+    """Which implementation counts a decompressed body."""
+
+    NATIVE = "native"
+    UPB = "upb"
+
+
+def select_counter(preference: str) -> Counter:
+    """`auto` (the compiled walker when it was built, else upb), `native` or `upb`.
+
+    Raises ValueError for `native` when the walker was not built, and for any other word.
+    """
+    if preference == "auto":
+        return Counter.NATIVE if _walker is not None else Counter.UPB
+    if preference == Counter.NATIVE and _walker is None:
+        raise ValueError("the native counter was not built (no C compiler at install time); use auto or upb")
+    try:
+        return Counter(preference)
+    except ValueError:
+        raise ValueError(f"unknown counter {preference!r}: auto, native or upb") from None
+
+
+DEFAULT_COUNTER = select_counter("auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +133,49 @@ def declared_length(body: bytes) -> int:
     raise InvalidBody("not snappy block format: bad length header")
 
 
-def decompress(body: bytes, max_decompressed_bytes: int) -> bytes:
-    """Snappy-decode `body`, refusing before allocating when the declared size is over the bound."""
+#: Bodies up to this size decompress into one buffer kept per thread: no allocation and no second
+#: copy per request (python-snappy's `uncompress` copies cramjam's result into new bytes).
+#: Larger ones get a buffer of their own, so a rare huge body is not kept alive for good.
+REUSED_BUFFER_BYTES = 8 << 20
+
+_buffers = threading.local()
+
+
+def _buffer(size: int) -> bytearray:
+    if size > REUSED_BUFFER_BYTES:
+        return bytearray(size)
+    buffer: bytearray | None = getattr(_buffers, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _buffers.buffer = bytearray(max(size, 64 << 10))
+    return buffer
+
+
+def _check_size(body: bytes, max_decompressed_bytes: int) -> int:
     size = declared_length(body)
     if size > max_decompressed_bytes:
         raise PayloadTooLarge(f"decompressed body of {size} bytes is over the limit of {max_decompressed_bytes} bytes")
+    return size
+
+
+def decompress(body: bytes, max_decompressed_bytes: int) -> bytes:
+    """Snappy-decode `body`, refusing before allocating when the declared size is over the bound."""
+    _check_size(body, max_decompressed_bytes)
     try:
-        return snappy.uncompress(body)  # type: ignore[no-any-return]
-    except Exception as exc:  # the snappy backends raise several unrelated types
+        return bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as exc:
         raise InvalidBody(f"not snappy block format: {exc}") from None
+
+
+def decompress_into_buffer(body: bytes, max_decompressed_bytes: int) -> memoryview:
+    """Like `decompress`, into this thread's reused buffer: the view is valid until the thread's
+    next call, so the caller counts it and lets it go."""
+    size = _check_size(body, max_decompressed_bytes)
+    buffer = _buffer(size)
+    try:
+        written = cramjam.snappy.decompress_raw_into(body, buffer)
+    except cramjam.DecompressionError as exc:
+        raise InvalidBody(f"not snappy block format: {exc}") from None
+    return memoryview(buffer)[:written]
 
 
 def count_write_request(
@@ -114,17 +184,49 @@ def count_write_request(
     content_type: str | None,
     content_encoding: str | None = "snappy",
     max_decompressed_bytes: int,
+    counter: Counter = DEFAULT_COUNTER,
 ) -> WriteCounts:
     """Count the series, samples, histograms, exemplars and metadata in a remote_write body."""
     protocol = protocol_for(content_type)
     check_content_encoding(content_encoding)
-    raw = decompress(body, max_decompressed_bytes)
+    raw = decompress_into_buffer(body, max_decompressed_bytes)
+    try:
+        return count_decompressed(raw, protocol, counter)
+    finally:
+        raw.release()
+
+
+def count_decompressed(raw: bytes | memoryview, protocol: Protocol, counter: Counter = DEFAULT_COUNTER) -> WriteCounts:
+    """Count a decompressed body with one implementation; raises InvalidBody for a malformed one."""
+    if counter is Counter.NATIVE:
+        return _count_native(raw, protocol)
     try:
         if protocol is Protocol.RW1:
             return _count_rw1(raw)
         return _count_rw2(raw)
     except DecodeError as exc:
         raise InvalidBody(f"not a valid {protocol.value}: {exc}") from None
+
+
+def _count_native(raw: bytes | memoryview, protocol: Protocol) -> WriteCounts:
+    if _walker is None:
+        raise RuntimeError("the native counter was not built")
+    try:
+        series, floats, histograms, exemplars, metadata = _walker.count(raw, 1 if protocol is Protocol.RW1 else 2)
+    except ValueError as exc:
+        raise InvalidBody(f"not a valid {protocol.value}: {exc}") from None
+    labels = first_series_labels(raw, protocol) if series else ()
+    return WriteCounts(protocol, series, floats, histograms, exemplars, metadata, len(raw), labels)
+
+
+def first_series_labels(raw: bytes | memoryview, protocol: Protocol) -> Labels:
+    """The first series' labels of a body already known to be well formed (RW2: resolved through
+    the symbols table), with the counting views."""
+    if protocol is Protocol.RW1:
+        shape = counting_pb2.WriteRequestShape.FromString(raw)
+        return _first_series_labels_rw1(shape.timeseries[0]) if shape.timeseries else ()
+    v2 = counting_pb2.RequestV2Shape.FromString(raw)
+    return _first_series_labels_rw2(v2.timeseries[0], v2.symbols) if v2.timeseries else ()
 
 
 def _reject_wrong_wire_types(*messages: Message) -> None:
@@ -148,18 +250,24 @@ def _label_text(value: bytes) -> str:
 
 
 def _first_series_labels_rw1(series: bytes) -> Labels:
-    labels = counting_pb2.SeriesLabels.FromString(series).labels
+    try:
+        labels = counting_pb2.SeriesLabels.FromString(series).labels
+    except DecodeError:
+        return ()  # labels are Mimir's to validate (it refuses this series); not HA to us
     return tuple((_label_text(label.name), _label_text(label.value)) for label in labels)
 
 
 def _first_series_labels_rw2(series: bytes, symbols: Sequence[bytes]) -> Labels:
-    refs = counting_pb2.SeriesLabelRefs.FromString(series).labels_refs
+    try:
+        refs = counting_pb2.SeriesLabelRefs.FromString(series).labels_refs
+    except DecodeError:
+        return ()
     if len(refs) % 2 or any(ref >= len(symbols) for ref in refs):
         return ()  # Mimir refuses such a series when it unmarshals it; it is not HA to us.
     return tuple((_label_text(symbols[refs[i]]), _label_text(symbols[refs[i + 1]])) for i in range(0, len(refs), 2))
 
 
-def _count_rw1(raw: bytes) -> WriteCounts:
+def _count_rw1(raw: bytes | memoryview) -> WriteCounts:
     # The shape is counted and freed first, so only one parse's arena is alive at a time.
     shape = counting_pb2.WriteRequestShape.FromString(raw)
     series_count = len(shape.timeseries)
@@ -180,7 +288,7 @@ def _count_rw1(raw: bytes) -> WriteCounts:
     )
 
 
-def _count_rw2(raw: bytes) -> WriteCounts:
+def _count_rw2(raw: bytes | memoryview) -> WriteCounts:
     shape = counting_pb2.RequestV2Shape.FromString(raw)
     series_count = len(shape.timeseries)
     first_labels = _first_series_labels_rw2(shape.timeseries[0], shape.symbols) if series_count else ()

@@ -19,7 +19,7 @@ from mimir_edge.contract import DECISION_HEADER, ITEMS_HEADER, REASON_HEADER, SE
 from mimir_edge.core.admission import WriteCharge, items_to_charge
 from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
 from mimir_edge.core.ha_tracker import HaOutcome
-from mimir_edge.core.remote_write import WriteCounts, count_write_request
+from mimir_edge.core.remote_write import DEFAULT_COUNTER, Counter, WriteCounts, count_write_request
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import BucketLimits, Decision
 from mimir_edge.core.verdict import (
@@ -86,6 +86,7 @@ class EnforcerConfig:
     max_request_bytes: int
     shadow: bool
     failure_mode: FailureMode
+    counter: Counter = DEFAULT_COUNTER
 
 
 class Enforcer:
@@ -134,6 +135,7 @@ class Enforcer:
                 content_type=headers.get("content-type"),
                 content_encoding=headers.get("content-encoding"),
                 max_decompressed_bytes=cfg.max_request_bytes,
+                counter=cfg.counter,
             )
             self._metrics.parse_seconds.observe(time.perf_counter() - started)
         except EdgeError as exc:

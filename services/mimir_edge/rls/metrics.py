@@ -80,6 +80,13 @@ class RlsMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.counter_implementation = Gauge(
+            "rls_counter_implementation",
+            "1 for what counts remote_write bodies: impl=native (the compiled walker) or upb "
+            "(REMOTE_WRITE_COUNTER; native unless forced or not built).",
+            ["impl"],
+            registry=r,
+        )
         self.redis_seconds = Histogram(
             "rls_redis_duration_seconds",
             "Time for one bucket decision in Redis, queueing included.",

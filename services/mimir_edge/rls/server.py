@@ -59,6 +59,7 @@ async def serve(settings: RlsSettings) -> int:
     redis = connect(settings.redis)
     store = BucketStore.for_config(settings.redis, redis)
     metrics = RlsMetrics(max_tenants=settings.metrics_max_tenants, allow_tenants=settings.metrics_tenants)
+    metrics.counter_implementation.labels(settings.counter.value).set(1)
     metrics.build_info.labels(__version__, settings.failure_mode.value, str(settings.enforcement_disabled).lower()).set(
         1
     )
@@ -101,6 +102,7 @@ async def serve(settings: RlsSettings) -> int:
             max_request_bytes=settings.max_request_bytes,
             shadow=settings.enforcement_disabled,
             failure_mode=settings.failure_mode,
+            counter=settings.counter,
         ),
         breaker=breaker,
         local=local,
@@ -185,6 +187,7 @@ async def serve(settings: RlsSettings) -> int:
         redis=settings.redis.describe(),
         shadow=settings.enforcement_disabled,
         failure_mode=settings.failure_mode.value,
+        counter=settings.counter.value,
     )
 
     stop = asyncio.Event()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from mimir_edge import logs
 from mimir_edge.address import parse_host_port
+from mimir_edge.core.remote_write import DEFAULT_COUNTER, Counter, select_counter
 from mimir_edge.rls.enforcer import FailureMode
 from mimir_edge.rls.local import MAX_TENANTS
 from mimir_edge.settings import absolute_path, add_redis_flags, env_flag, parse_bool, redis_config
@@ -38,6 +39,8 @@ class RlsSettings:
     metrics_max_tenants: int = 200
     #: The ext_authz HTTP service (see rls/http_authz.py); empty: not served.
     authz_http_addr: str = ""
+    #: What counts remote_write bodies: the compiled walker when it was built, else upb.
+    counter: Counter = DEFAULT_COUNTER
 
     @property
     def failure_mode_allow(self) -> bool:
@@ -146,6 +149,15 @@ def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser
         type=int,
         help="without METRICS_TENANTS: how many tenants (first seen) get their own label",
     )
+    env_flag(
+        parser,
+        "REMOTE_WRITE_COUNTER",
+        env,
+        default="auto",
+        choices=("auto", "native", "upb"),
+        help="what counts remote_write bodies: native (the compiled walker), upb (the plain twin), or auto "
+        "(native when the install compiled it)",
+    )
     logs.add_log_flags(parser, env)
     return parser
 
@@ -172,6 +184,10 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         parser.error("--metrics-max-tenants must not be negative")
     if args.admin_token_file and not os.path.isfile(args.admin_token_file):
         parser.error(f"--admin-token-file: {args.admin_token_file!r} is not a file")
+    try:
+        counter = select_counter(args.remote_write_counter)
+    except ValueError as exc:
+        parser.error(f"--remote-write-counter: {exc}")
     return RlsSettings(
         grpc_addr=_address(parser, "--grpc-addr", args.grpc_addr),
         admin_addr=_address(parser, "--admin-addr", args.admin_addr),
@@ -192,4 +208,5 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] = o
         metrics_tenants=tuple(t.strip() for t in args.metrics_tenants.split(",") if t.strip()),
         metrics_max_tenants=args.metrics_max_tenants,
         authz_http_addr=_address(parser, "--authz-http-addr", args.authz_http_addr) if args.authz_http_addr else "",
+        counter=counter,
     )

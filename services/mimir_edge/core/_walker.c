@@ -1,0 +1,476 @@
+/*
+ * The compiled twin of remote_write.py's upb counting: one pass over a decompressed
+ * remote_write body (Remote Write 1.0 or 2.0), no allocation, the same counts and the same
+ * refusals as parsing protos/mimir_edge/proto/counting.proto's views with upb and rejecting
+ * known fields that arrive with the wrong wire type.
+ *
+ * What "the same refusals" means, rule by rule (each mirrors upb's decoder, upb/wire/decode.c):
+ *  - a tag is a varint of at most 5 bytes whose value fits 32 bits; field number 0 is refused,
+ *    except inside an unknown group (upb skips a group's contents with its wire reader);
+ *  - other varints take at most 10 bytes (bits past 64 are dropped, as upb drops them);
+ *  - wire types 6 and 7 are refused; an end-group tag must close the innermost open group;
+ *  - a length is a varint of at most 5 bytes, below 2^31 - 1, inside the enclosing message;
+ *  - nothing may be read past the end of the enclosing message (truncation is refused);
+ *  - a repeated scalar accepts its own wire type or the packed form; a packed double field's
+ *    length is a multiple of 8 and a packed varint field holds only whole varints;
+ *  - messages and groups nest at most DEPTH_LIMIT deep, counted as upb counts them;
+ *  - a known field with another wire type is skipped (as upb keeps it as an unknown field),
+ *    except where remote_write.py rejects it: the request level of both protocols and the 2.0
+ *    series.
+ * Nothing here validates UTF-8: the views declare every string as `bytes`.
+ *
+ * The walker fills a `walk_result`, one field per kind of item, so that later additions (the
+ * first series' HA labels, exemplars charged apart) are fields and arguments, not a new pass.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* upb's default: Python's protobuf passes no depth of its own. */
+#define DEPTH_LIMIT 100
+#define NO_GROUP 0xFFFFFFFFu
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
+
+typedef struct {
+    uint64_t series;
+    uint64_t float_samples;
+    uint64_t histogram_samples;
+    uint64_t exemplars;
+    uint64_t metadata;
+} walk_result;
+
+typedef struct {
+    int depth;          /* nesting still allowed, as upb's decoder->depth */
+    const char *error;  /* why the body is refused; NULL while it is fine */
+    walk_result *out;
+} walker;
+
+typedef const uint8_t *(*message_fn)(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group);
+
+static const uint8_t *fail(walker *w, const char *why) {
+    if (w->error == NULL) w->error = why;
+    return NULL;
+}
+
+static inline const uint8_t *read_varint(walker *w, const uint8_t *p, const uint8_t *end, uint64_t *out) {
+    if (p < end && !(*p & 0x80)) {
+        *out = *p;
+        return p + 1;
+    }
+    uint64_t value = 0;
+    for (int i = 0; i < 10; i++) {
+        if (p + i >= end) return fail(w, "truncated varint");
+        uint64_t byte = p[i];
+        value |= (byte & 0x7F) << (7 * i);
+        if (!(byte & 0x80)) {
+            *out = value;
+            return p + i + 1;
+        }
+    }
+    return fail(w, "varint longer than 10 bytes");
+}
+
+static inline const uint8_t *read_tag(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *tag) {
+    if (p < end && !(*p & 0x80)) {
+        *tag = *p;
+        return p + 1;
+    }
+    uint64_t value;
+    const uint8_t *next = read_varint(w, p, end, &value);
+    if (next == NULL) return NULL;
+    if (next - p > 5 || value > UINT32_MAX) return fail(w, "tag longer than 5 bytes or over 32 bits");
+    *tag = (uint32_t)value;
+    return next;
+}
+
+static inline const uint8_t *read_length(walker *w, const uint8_t *p, const uint8_t *end, const uint8_t **sub_end) {
+    uint64_t size;
+    const uint8_t *start = p;
+    p = read_varint(w, p, end, &size);
+    if (p == NULL) return NULL;
+    if (p - start > 5) return fail(w, "length longer than 5 bytes");
+    if (size >= INT32_MAX || size > (uint64_t)(end - p)) return fail(w, "length past the end of its message");
+    *sub_end = p + size;
+    return p;
+}
+
+static const uint8_t *skip_value(walker *w, const uint8_t *p, const uint8_t *end, uint32_t tag);
+
+/* An unknown group, skipped as upb skips one (upb_WireReader_SkipGroup): up to its own end-group
+ * tag; another end-group tag, or the end of the enclosing message first, is malformed. Unlike a
+ * message's fields, a group's fields may be numbered 0. */
+static const uint8_t *skip_group(walker *w, const uint8_t *p, const uint8_t *end, uint32_t number) {
+    if (p >= end) return fail(w, "group without an end");
+    if (--w->depth < 0) return fail(w, "nested too deeply");
+    uint32_t end_tag = (number << 3) | WT_EGROUP;
+    while (p < end) {
+        uint32_t tag;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        if (tag == end_tag) {
+            w->depth++;
+            return p;
+        }
+        p = skip_value(w, p, end, tag);
+        if (p == NULL) return NULL;
+    }
+    return fail(w, "group without its end tag");
+}
+
+static const uint8_t *skip_value(walker *w, const uint8_t *p, const uint8_t *end, uint32_t tag) {
+    uint64_t ignored;
+    const uint8_t *sub_end;
+    switch (tag & 7) {
+        case WT_VARINT:
+            return read_varint(w, p, end, &ignored);
+        case WT_I64:
+            return end - p < 8 ? fail(w, "truncated fixed64") : p + 8;
+        case WT_I32:
+            return end - p < 4 ? fail(w, "truncated fixed32") : p + 4;
+        case WT_LEN:
+            return read_length(w, p, end, &sub_end) == NULL ? NULL : sub_end;
+        case WT_SGROUP:
+            return skip_group(w, p, end, tag >> 3);
+        case WT_EGROUP:
+            return fail(w, "unexpected end-group tag");
+        default:
+            return fail(w, "invalid wire type");
+    }
+}
+
+/* An unknown field of a message (any field of a group goes through skip_value alone). */
+static inline const uint8_t *skip_field(walker *w, const uint8_t *p, const uint8_t *end, uint32_t tag) {
+    if ((tag >> 3) == 0) return fail(w, "field number 0");
+    return skip_value(w, p, end, tag);
+}
+
+/* Any message whose fields are all unknown or singular scalars/bytes: upb only checks framing. */
+static const uint8_t *walk_opaque(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    while (p < end) {
+        uint32_t tag;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        if ((tag & 7) == WT_EGROUP) {
+            *end_group = tag >> 3;
+            return p;
+        }
+        p = skip_field(w, p, end, tag);
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+/* A length-delimited sub-message: one level deeper, must not end with an end-group tag. */
+static inline const uint8_t *walk_sub(walker *w, const uint8_t *p, const uint8_t *end, message_fn fn) {
+    const uint8_t *sub_end;
+    p = read_length(w, p, end, &sub_end);
+    if (p == NULL) return NULL;
+    if (--w->depth < 0) return fail(w, "nested too deeply");
+    uint32_t end_group = NO_GROUP;
+    p = fn(w, p, sub_end, &end_group);
+    w->depth++;
+    if (p == NULL) return NULL;
+    if (end_group != NO_GROUP) return fail(w, "end-group tag outside a group");
+    return p;
+}
+
+/* Packed repeated varints: whole varints up to the end of the field. Returns how many. */
+static inline const uint8_t *walk_packed_varints(walker *w, const uint8_t *p, const uint8_t *end, uint64_t *count) {
+    const uint8_t *field_end;
+    p = read_length(w, p, end, &field_end);
+    if (p == NULL) return NULL;
+    uint64_t n = 0, ignored;
+    while (p < field_end) {
+        p = read_varint(w, p, field_end, &ignored);
+        if (p == NULL) return NULL;
+        n++;
+    }
+    *count = n;
+    return p;
+}
+
+static inline const uint8_t *walk_packed_fixed64(walker *w, const uint8_t *p, const uint8_t *end) {
+    const uint8_t *field_end;
+    p = read_length(w, p, end, &field_end);
+    if (p == NULL) return NULL;
+    if ((field_end - p) % 8 != 0) return fail(w, "packed doubles not a multiple of 8 bytes");
+    return field_end;
+}
+
+/* A repeated varint field (labels refs, deltas): unpacked or packed. */
+static inline const uint8_t *walk_repeated_varint(walker *w, const uint8_t *p, const uint8_t *end, uint32_t tag,
+                                                  uint64_t *count) {
+    uint64_t ignored;
+    if ((tag & 7) == WT_VARINT) {
+        *count = 1;
+        return read_varint(w, p, end, &ignored);
+    }
+    if ((tag & 7) == WT_LEN) return walk_packed_varints(w, p, end, count);
+    *count = 0;
+    return skip_field(w, p, end, tag);
+}
+
+/* prometheus.Histogram and io.prometheus.write.v2.Histogram: the same fields. */
+static const uint8_t *walk_histogram(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    while (p < end) {
+        uint32_t tag;
+        uint64_t n = 0;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        switch (tag) {
+            case (8 << 3) | WT_LEN:  /* negative_spans */
+            case (11 << 3) | WT_LEN: /* positive_spans */
+                p = walk_sub(w, p, end, walk_opaque);
+                break;
+            case (9 << 3) | WT_VARINT: /* negative_deltas */
+            case (9 << 3) | WT_LEN:
+            case (12 << 3) | WT_VARINT: /* positive_deltas */
+            case (12 << 3) | WT_LEN:
+                p = walk_repeated_varint(w, p, end, tag, &n);
+                break;
+            case (10 << 3) | WT_LEN: /* negative_counts */
+            case (13 << 3) | WT_LEN: /* positive_counts */
+            case (16 << 3) | WT_LEN: /* custom_values */
+                p = walk_packed_fixed64(w, p, end);
+                break;
+            default:
+                if ((tag & 7) == WT_EGROUP) {
+                    *end_group = tag >> 3;
+                    return p;
+                }
+                p = skip_field(w, p, end, tag);
+        }
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+/* --- Remote Write 1.0 -------------------------------------------------------------------------- */
+
+/* Series labels (field 1) are skipped whole, as the upb view leaves them unparsed; wrong wire
+ * types in a series are not refused (remote_write.py does not list a 1.0 series' unknowns). */
+static const uint8_t *walk_rw1_series(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    walk_result *out = w->out;
+    while (p < end) {
+        uint32_t tag;
+        const uint8_t *sub_end;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        switch (tag) {
+            case (1 << 3) | WT_LEN: /* labels */
+                p = read_length(w, p, end, &sub_end) == NULL ? NULL : sub_end;
+                break;
+            case (2 << 3) | WT_LEN:
+                out->float_samples++;
+                p = walk_sub(w, p, end, walk_opaque);
+                break;
+            case (3 << 3) | WT_LEN:
+                out->exemplars++;
+                p = walk_sub(w, p, end, walk_opaque);
+                break;
+            case (4 << 3) | WT_LEN:
+                out->histogram_samples++;
+                p = walk_sub(w, p, end, walk_histogram);
+                break;
+            default:
+                if ((tag & 7) == WT_EGROUP) {
+                    *end_group = tag >> 3;
+                    return p;
+                }
+                p = skip_field(w, p, end, tag);
+        }
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+static const uint8_t *walk_rw1_request(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    while (p < end) {
+        uint32_t tag;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        uint32_t number = tag >> 3;
+        if (tag == ((1 << 3) | WT_LEN)) {
+            w->out->series++;
+            p = walk_sub(w, p, end, walk_rw1_series);
+        } else if (tag == ((3 << 3) | WT_LEN)) {
+            w->out->metadata++;
+            p = walk_sub(w, p, end, walk_opaque);
+        } else if ((tag & 7) == WT_EGROUP) {
+            *end_group = number;
+            return p;
+        } else if (number == 1 || number == 3) {
+            return fail(w, "known field with the wrong wire type");
+        } else {
+            p = skip_field(w, p, end, tag);
+        }
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+/* --- Remote Write 2.0 -------------------------------------------------------------------------- */
+
+static const uint8_t *walk_rw2_exemplar(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    while (p < end) {
+        uint32_t tag;
+        uint64_t n = 0;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        if (tag == ((1 << 3) | WT_VARINT) || tag == ((1 << 3) | WT_LEN)) {
+            p = walk_repeated_varint(w, p, end, tag, &n);
+        } else if ((tag & 7) == WT_EGROUP) {
+            *end_group = tag >> 3;
+            return p;
+        } else {
+            p = skip_field(w, p, end, tag);
+        }
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+/* Metadata of one series; merged like the upb view, each `type` value counts one item. */
+static const uint8_t *walk_rw2_metadata(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    while (p < end) {
+        uint32_t tag;
+        uint64_t n = 0;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        switch (tag) {
+            case (1 << 3) | WT_VARINT: /* type */
+            case (1 << 3) | WT_LEN:
+                p = walk_repeated_varint(w, p, end, tag, &n);
+                w->out->metadata += n;
+                break;
+            case (3 << 3) | WT_VARINT: /* help_ref */
+            case (3 << 3) | WT_LEN:
+            case (4 << 3) | WT_VARINT: /* unit_ref */
+            case (4 << 3) | WT_LEN:
+                p = walk_repeated_varint(w, p, end, tag, &n);
+                break;
+            default:
+                if ((tag & 7) == WT_EGROUP) {
+                    *end_group = tag >> 3;
+                    return p;
+                }
+                p = skip_field(w, p, end, tag);
+        }
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+static const uint8_t *walk_rw2_series(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    walk_result *out = w->out;
+    while (p < end) {
+        uint32_t tag;
+        uint64_t n = 0, ignored;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        switch (tag) {
+            case (1 << 3) | WT_VARINT: /* labels_refs */
+            case (1 << 3) | WT_LEN:
+                p = walk_repeated_varint(w, p, end, tag, &n);
+                break;
+            case (2 << 3) | WT_LEN:
+                out->float_samples++;
+                p = walk_sub(w, p, end, walk_opaque);
+                break;
+            case (3 << 3) | WT_LEN:
+                out->histogram_samples++;
+                p = walk_sub(w, p, end, walk_histogram);
+                break;
+            case (4 << 3) | WT_LEN:
+                out->exemplars++;
+                p = walk_sub(w, p, end, walk_rw2_exemplar);
+                break;
+            case (5 << 3) | WT_LEN:
+                p = walk_sub(w, p, end, walk_rw2_metadata);
+                break;
+            case (6 << 3) | WT_VARINT: /* created_timestamp */
+                p = read_varint(w, p, end, &ignored);
+                break;
+            default:
+                if ((tag & 7) == WT_EGROUP) {
+                    *end_group = tag >> 3;
+                    return p;
+                }
+                if ((tag >> 3) >= 1 && (tag >> 3) <= 6) return fail(w, "known field with the wrong wire type");
+                p = skip_field(w, p, end, tag);
+        }
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+static const uint8_t *walk_rw2_request(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    while (p < end) {
+        uint32_t tag;
+        const uint8_t *sub_end;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        uint32_t number = tag >> 3;
+        if (tag == ((4 << 3) | WT_LEN)) { /* symbols: bytes, not validated */
+            p = read_length(w, p, end, &sub_end) == NULL ? NULL : sub_end;
+        } else if (tag == ((5 << 3) | WT_LEN)) {
+            w->out->series++;
+            p = walk_sub(w, p, end, walk_rw2_series);
+        } else if ((tag & 7) == WT_EGROUP) {
+            *end_group = number;
+            return p;
+        } else if (number == 4 || number == 5) {
+            return fail(w, "known field with the wrong wire type");
+        } else {
+            p = skip_field(w, p, end, tag);
+        }
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+/* --- Python ------------------------------------------------------------------------------------ */
+
+static PyObject *walker_count(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    int protocol;
+    if (!PyArg_ParseTuple(args, "y*i:count", &view, &protocol)) return NULL;
+    if (protocol != 1 && protocol != 2) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "protocol must be 1 or 2");
+        return NULL;
+    }
+    walk_result out = {0, 0, 0, 0, 0};
+    walker w = {DEPTH_LIMIT, NULL, &out};
+    const uint8_t *start = (const uint8_t *)view.buf;
+    const uint8_t *end = start + view.len;
+    uint32_t end_group = NO_GROUP;
+    const uint8_t *p;
+    /* The exported buffer cannot change size while held, so the walk can let other threads run. */
+    Py_BEGIN_ALLOW_THREADS
+    p = (protocol == 1 ? walk_rw1_request : walk_rw2_request)(&w, start, end, &end_group);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (p != NULL && end_group != NO_GROUP) fail(&w, "end-group tag outside a group");
+    if (w.error != NULL) {
+        PyErr_SetString(PyExc_ValueError, w.error);
+        return NULL;
+    }
+    return Py_BuildValue("(KKKKK)", (unsigned long long)out.series, (unsigned long long)out.float_samples,
+                         (unsigned long long)out.histogram_samples, (unsigned long long)out.exemplars,
+                         (unsigned long long)out.metadata);
+}
+
+static PyMethodDef walker_methods[] = {
+    {"count", walker_count, METH_VARARGS,
+     "count(body, protocol) -> (series, float_samples, histogram_samples, exemplars, metadata).\n"
+     "protocol is 1 or 2; raises ValueError saying why a body is refused."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef walker_module = {
+    PyModuleDef_HEAD_INIT, "_walker", "Compiled remote_write counting walker.", -1, walker_methods,
+};
+
+PyMODINIT_FUNC PyInit__walker(void) { return PyModule_Create(&walker_module); }
