@@ -1,0 +1,571 @@
+"""Counting an OTLP metrics write (`POST /otlp/v1/metrics`) as Mimir charges it: bytes and content
+headers in, counts out. Pure: no I/O.
+
+The rules follow Mimir 3.1 (`pkg/distributor/otel.go`, its `otlpappender.MimirAppender`, and the
+Prometheus OTLP translator it vendors, `otlptranslator/prometheusremotewrite`): each rule below is a
+small function naming the Mimir function it mirrors. docs/parity.md lists what is not mirrored.
+
+Protobuf bodies are counted with the views of `protos/mimir_edge/proto/otlp_counting.proto`: two
+parses in C, and Python touches one object per metric (and per classic histogram point, for its
+bucket and bound counts), never one per gauge, sum, summary or exponential histogram point, nor
+per attribute. JSON bodies are parsed into the full message and counted the same way.
+
+Two per-tenant settings change what a request costs, and the RLS does not know a tenant's limits
+before the one atomic Lua call that reads them (`lua/token_bucket.lua`): native histograms with
+custom buckets (`otel_convert_histograms_to_nhcb`) and native delta ingestion
+(`otel_native_delta_ingestion`). So the request is counted under all four combinations
+(`OtlpCounts`) and the Lua script picks the one the tenant's limits name, in the same call that
+charges it: exact from the first request, and after any change of the tenant's limits.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import cramjam
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+from google.rpc import status_pb2
+
+from mimir_edge.core.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
+from mimir_edge.proto import otlp_counting_pb2 as views
+from mimir_edge.proto.opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from mimir_edge.proto.opentelemetry.proto.common.v1 import common_pb2
+
+#: Mimir's `newOTLPParser` accepts exactly these Content-Type values (a string switch).
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+#: ... and exactly these Content-Encoding values ("" = none).
+ENCODINGS = ("", "gzip", "lz4", "zstd")
+
+#: AggregationTemporality values (opentelemetry-proto metrics.proto).
+DELTA = 1
+CUMULATIVE = 2
+
+#: The resource attributes that become `job` and `instance` (OTel semantic conventions).
+SERVICE_NAME = "service.name"
+SERVICE_NAMESPACE = "service.namespace"
+SERVICE_INSTANCE_ID = "service.instance.id"
+IDENTIFYING_ATTRIBUTES = frozenset({SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID})
+
+#: `addResourceTargetInfo`: one target_info sample every LookbackDelta / 2; Mimir leaves
+#: LookbackDelta unset, so Prometheus' default 5 min applies.
+TARGET_INFO_INTERVAL_NS = 150 * 1_000_000_000
+_NS_PER_MS = 1_000_000
+_MAX_UINT64 = (1 << 64) - 1
+
+#: Cross-resource de-duplication of target_info samples keeps the timestamps of a resource up to
+#: this many samples; beyond, its samples are added without de-duplication (see docs/parity.md).
+_TARGET_INFO_DEDUPE_MAX = 4096
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class OtlpFormat(enum.StrEnum):
+    """The body's encoding; answers are written in the same one (Mimir's `writeOTLPResponse`)."""
+
+    PROTOBUF = PROTOBUF
+    JSON = JSON
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpCounts:
+    """What one OTLP request costs Mimir, in plain integers (a C counter can fill the same fields).
+
+    `*_items` are samples + native histograms + metadata entries, exemplars apart, under the four
+    combinations of the tenant's `otel_convert_histograms_to_nhcb` (nhcb) and
+    `otel_native_delta_ingestion` (delta); `base_items` is Mimir's default (both off). Exemplars
+    depend only on delta (a classic or custom-buckets histogram keeps every exemplar).
+    """
+
+    format: OtlpFormat
+    base_items: int
+    nhcb_items: int
+    delta_items: int
+    delta_nhcb_items: int
+    exemplars: int
+    delta_exemplars: int
+    #: Every data point in the request, charged or not (for the headers and the logs).
+    data_points: int
+    resources: int
+    #: Samples of the target_info series (identical whatever the settings).
+    target_info_samples: int
+    decompressed_bytes: int
+    #: Labels of the first series Mimir converts under its defaults, as far as they can carry
+    #: the HA labels: `job`, `instance` and the first point's string, int and bool attributes.
+    first_series_labels: Labels = ()
+
+    def pick(self, *, nhcb: bool, delta: bool) -> tuple[int, int]:
+        """(items without exemplars, exemplars) under the tenant's two settings."""
+        if delta:
+            return (self.delta_nhcb_items if nhcb else self.delta_items), self.delta_exemplars
+        return (self.nhcb_items if nhcb else self.base_items), self.exemplars
+
+    @property
+    def items_without_exemplars(self) -> int:
+        """Under Mimir's defaults (as WriteCounts.items_without_exemplars)."""
+        return self.base_items
+
+    @property
+    def items(self) -> int:
+        """Under Mimir's defaults, exemplars included (as WriteCounts.items)."""
+        return self.base_items + self.exemplars
+
+    @property
+    def series(self) -> int:
+        """Data points: what the `series` header and metadata carry for an OTLP write."""
+        return self.data_points
+
+
+# --- Content headers and decompression (Mimir's `newOTLPParser`) ---
+
+
+def request_format(content_type: str | None) -> OtlpFormat:
+    """Mimir's `newOTLPParser`: exactly application/x-protobuf or application/json, else 415."""
+    if content_type == PROTOBUF:
+        return OtlpFormat.PROTOBUF
+    if content_type == JSON:
+        return OtlpFormat.JSON
+    raise UnsupportedMediaType(f"unsupported content type: {content_type or ''}, supported: [{JSON}, {PROTOBUF}]")
+
+
+def check_content_encoding(content_encoding: str | None) -> str:
+    """Mimir's `newOTLPParser`: gzip, lz4, zstd or none, compared exactly, else 415."""
+    encoding = content_encoding or ""
+    if encoding not in ENCODINGS:
+        raise UnsupportedMediaType(
+            f'unsupported compression: {encoding}. Only "gzip", "lz4", "zstd", or no compression supported'
+        )
+    return encoding
+
+
+def too_large(limit: int, size: int | None = None, *, compressed: bool = False) -> PayloadTooLarge:
+    """Mimir's `distributorMaxOTLPRequestSizeErr` message, with the edge's own limit."""
+    of = f" of {size} bytes ({'compressed' if compressed else 'uncompressed'})" if size is not None else ""
+    return PayloadTooLarge(
+        f"the incoming OTLP request has been rejected because its message size{of} is larger than the "
+        f"allowed limit of {limit} bytes (err-mimir-distributor-max-otlp-request-size). To adjust the related "
+        "limit, configure -distributor.max-otlp-request-size, or contact your service administrator."
+    )
+
+
+def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """The decompressed body, refused (413) as soon as it would pass `max_bytes`: at most
+    `max_bytes` + 1 bytes of output are ever allocated, whatever the body declares."""
+    if encoding == "":
+        if len(body) > max_bytes:
+            raise too_large(max_bytes, len(body))
+        return body
+    if encoding == "gzip":
+        return _gunzip(body, max_bytes)
+    return _decompress_into(body, encoding, max_bytes)
+
+
+def _gunzip(body: bytes, max_bytes: int) -> bytes:
+    # zlib's max_length bounds each step's output; Go's gzip.Reader reads concatenated members,
+    # so does this loop.
+    out = bytearray()
+    data = body
+    try:
+        while True:
+            inflater = zlib.decompressobj(wbits=31)
+            while data:
+                out += inflater.decompress(data, max_bytes + 1 - len(out))
+                if len(out) > max_bytes:
+                    raise too_large(max_bytes)
+                data = inflater.unconsumed_tail
+            if not inflater.eof:
+                raise InvalidBody("gzip: unexpected end of the compressed body")
+            data = inflater.unused_data
+            if not data:
+                return bytes(out)
+    except zlib.error as exc:
+        raise InvalidBody(f"gzip: {exc}") from None
+
+
+def _decompress_into(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    # cramjam writes into a buffer we allocate and stops with "failed to write whole buffer" when
+    # it is full: the output can never exceed it. A first buffer sized from the body (protobuf
+    # compresses ~5-10x) avoids zero-filling max_bytes for every request; only a body that fills
+    # it is decompressed again into the full max_bytes + 1.
+    codec = cramjam.zstd if encoding == "zstd" else cramjam.lz4
+    first = min(max_bytes + 1, max(64 * 1024, 32 * len(body)))
+    for size in (first, max_bytes + 1) if first <= max_bytes else (first,):
+        out = bytearray(size)
+        try:
+            written = codec.decompress_into(body, out)
+        except cramjam.DecompressionError as exc:
+            if "failed to write whole buffer" not in str(exc):
+                raise InvalidBody(f"{encoding}: {exc}") from None
+            continue
+        except Exception as exc:  # cramjam raises OSError and others for corrupt input
+            raise InvalidBody(f"{encoding}: {exc}") from None
+        if written > max_bytes:
+            raise too_large(max_bytes)
+        del out[written:]
+        return bytes(out)
+    raise too_large(max_bytes)
+
+
+# --- Mimir's conversion rules (the vendored Prometheus translator, Mimir 3.1) ---
+
+
+def temporality_accepted(temporality: int, *, native_delta: bool) -> bool:
+    """`isValidAggregationTemporality` (metrics_to_prw.go): cumulative, or delta when the tenant
+    ingests deltas natively; unspecified never. A refused metric converts to nothing."""
+    return temporality == CUMULATIVE or (native_delta and temporality == DELTA)
+
+
+def gauge_samples(points: int) -> int:
+    """`addGaugeNumberDataPoints`: one float sample per point (a non-monotonic sum too)."""
+    return points
+
+
+def sum_samples(points: int) -> int:
+    """`addSumNumberDataPoints`: one float sample per point."""
+    return points
+
+
+def classic_histogram_point_samples(bucket_counts: int, explicit_bounds: int, has_sum: bool) -> int:
+    """`addHistogramDataPoints`: a `_bucket` per bound that has a count, `le="+Inf"`, `_count`,
+    and `_sum` only when the point has one."""
+    return min(bucket_counts, explicit_bounds) + 1 + 1 + (1 if has_sum else 0)
+
+
+def nhcb_histogram_samples(points: int) -> int:
+    """`addCustomBucketsHistogramDataPoints`: one native histogram (schema -53) per point."""
+    return points
+
+
+def exponential_histogram_samples(points: int) -> int:
+    """`addExponentialHistogramDataPoints`: one native histogram per point."""
+    return points
+
+
+def summary_samples(points: int, quantiles: int) -> int:
+    """`addSummaryDataPoints`: `_sum` and `_count` per point (no HasSum check) and one per quantile."""
+    return 2 * points + quantiles
+
+
+def exemplars_kept(kind: str, *, monotonic: bool) -> bool:
+    """Whose exemplars the translator keeps: monotonic sums and (classic, custom-bucket,
+    exponential) histograms; gauges, non-monotonic sums (`addGaugeNumberDataPoints`) and
+    summaries drop theirs."""
+    return kind in ("histogram", "exponential_histogram") or (kind == "sum" and monotonic)
+
+
+def metadata_entries(families: Iterable[tuple[bytes, tuple[bytes, bytes, str]]]) -> int:
+    """`MimirAppender.appendMetadata`: an entry when a family is first seen in the request or its
+    (help, unit, type) differs from the last one stored for it."""
+    last: dict[bytes, tuple[bytes, bytes, str]] = {}
+    entries = 0
+    for family, meta in families:
+        if last.get(family) != meta:
+            last[family] = meta
+            entries += 1
+    return entries
+
+
+def target_info_timestamps_ms(earliest_ns: int, latest_ns: int) -> tuple[int, int, int, int]:
+    """`addResourceTargetInfo`'s samples as a run plus a last one: (earliest ns, step ns, samples
+    in the run, last ms); the run's k-th sample is at (earliest + k * step) // 1 ms."""
+    earliest, latest = _as_int64(earliest_ns), _as_int64(latest_ns)
+    # The loop `for t := earliest; t.Before(latest); t += step`, as an exact integer ceiling.
+    run = -((earliest - latest) // TARGET_INFO_INTERVAL_NS) if latest > earliest else 0
+    return earliest, TARGET_INFO_INTERVAL_NS, run, latest // _NS_PER_MS
+
+
+def target_info_samples(earliest_ns: int, latest_ns: int) -> int:
+    """`addResourceTargetInfo`: a sample at the earliest point's time, then every 2.5 min while
+    before the latest, and one at the latest; samples in the same millisecond count once."""
+    earliest, step, run, last_ms = target_info_timestamps_ms(earliest_ns, latest_ns)
+    if run == 0:
+        return 1
+    last_of_run = (earliest + (run - 1) * step) // _NS_PER_MS
+    return run + (0 if last_of_run == last_ms else 1)
+
+
+def target_info_labels(attributes: Sequence[common_pb2.KeyValue]) -> tuple[object, ...] | None:
+    """`addResourceTargetInfo`: None when no target_info is emitted (no attribute besides the
+    identifying ones, or neither `job` nor `instance`); else the identity of its label set."""
+    values = {kv.key: kv.value for kv in attributes}
+    if not any(key not in IDENTIFYING_ATTRIBUTES for key in values):
+        return None
+    job, instance = _job_instance(values)
+    if not job and not instance:
+        return None
+    rest = tuple(
+        sorted(
+            (kv.key, kv.value.SerializeToString(deterministic=True))
+            for kv in attributes
+            if kv.key not in IDENTIFYING_ATTRIBUTES
+        )
+    )
+    return (job, instance, rest)
+
+
+def _job_instance(values: dict[str, common_pb2.AnyValue]) -> tuple[str, str]:
+    """`createAttributes`: job = [service.namespace/]service.name, instance = service.instance.id."""
+    job = ""
+    if SERVICE_NAME in values:
+        job = _as_string(values[SERVICE_NAME])
+        if SERVICE_NAMESPACE in values:
+            job = f"{_as_string(values[SERVICE_NAMESPACE])}/{job}"
+    instance = _as_string(values[SERVICE_INSTANCE_ID]) if SERVICE_INSTANCE_ID in values else ""
+    return job, instance
+
+
+def _as_string(value: common_pb2.AnyValue) -> str:
+    # pcommon.Value.AsString for the kinds an identifying attribute has in practice; any other
+    # kind is a non-empty string in Go too, which is all the callers need.
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return str(value.int_value)
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    if kind is None or (kind == "bytes_value" and not value.bytes_value):
+        return ""
+    return f"<{kind}>"
+
+
+def _as_int64(ns: int) -> int:
+    # pcommon.Timestamp.AsTime: time.Unix(0, int64(ts)).
+    return ns - (1 << 64) if ns >= 1 << 63 else ns
+
+
+# --- Counting ---
+
+
+def count_otlp_request(
+    body: bytes,
+    *,
+    content_type: str | None,
+    content_encoding: str | None,
+    max_decompressed_bytes: int,
+) -> OtlpCounts:
+    """Count an OTLP ExportMetricsServiceRequest body, protobuf or JSON, compressed or not."""
+    fmt = request_format(content_type)
+    encoding = check_content_encoding(content_encoding)
+    raw = decompress(body, encoding, max_decompressed_bytes)
+    if fmt is OtlpFormat.JSON:
+        raw = _json_to_protobuf(raw)
+    try:
+        return _count(raw, fmt)
+    except DecodeError as exc:
+        raise InvalidBody(f"not a valid OTLP ExportMetricsServiceRequest: {exc}") from None
+
+
+def _json_to_protobuf(raw: bytes) -> bytes:
+    """OTLP/JSON (lowerCamelCase keys, enums as numbers, 64-bit integers as strings) into the
+    protobuf encoding, so both formats are counted by one path. Unknown fields are ignored, as
+    OTLP requires of receivers."""
+    request = metrics_service_pb2.ExportMetricsServiceRequest()
+    try:
+        json_format.Parse(raw, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, RecursionError, UnicodeDecodeError) as exc:
+        raise InvalidBody(f"failed to decode JSON encoded request: {str(exc)[:200]}") from None
+    return bytes(request.SerializeToString())
+
+
+def _reject_wrong_wire_types(message: Message) -> None:
+    # As in remote_write.py: a known field with the wrong wire type lands in the unknown fields;
+    # Mimir's decoder refuses the request, so do we. Checked on the request only.
+    for unknown in UnknownFieldSet(message):
+        if unknown.field_number in message.DESCRIPTOR.fields_by_number:
+            raise InvalidBody(
+                f"field {unknown.field_number} of {message.DESCRIPTOR.name} has wire type {unknown.wire_type}"
+            )
+
+
+@dataclass(slots=True)
+class _Totals:
+    """Running totals of one variant pair (nhcb off/on) for one delta setting."""
+
+    samples: int = 0
+    nhcb_samples: int = 0
+    exemplars: int = 0
+
+
+def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
+    shape = views.RequestShape.FromString(raw)
+    merged = views.RequestMerged.FromString(raw)
+    _reject_wrong_wire_types(merged)
+    if len(shape.resource_metrics) != len(merged.resource_metrics):
+        raise InvalidBody("inconsistent resource_metrics")
+    cumulative, delta = _Totals(), _Totals()
+    families: list[tuple[bytes, tuple[bytes, bytes, str], bool]] = []
+    points_total = 0
+    first_labels: Labels | None = None
+    target_info: dict[tuple[object, ...], set[int]] = {}
+    target_info_total = 0
+    for rs, rm in zip(shape.resource_metrics, merged.resource_metrics, strict=True):
+        earliest, latest = _MAX_UINT64, 0
+        resource_first: tuple[str, bytes] | None = None
+        for ss, sm in zip(rs.scope_metrics, rm.scope_metrics, strict=True):
+            for ms, mm in zip(ss.metrics, sm.metrics, strict=True):
+                # HasField, not WhichOneof: ~20x cheaper per call in upb, and this loop runs per metric.
+                if ms.HasField("sum"):
+                    kind, data, merged_points = "sum", ms.sum, mm.sum.data_points
+                elif ms.HasField("gauge"):
+                    kind, data, merged_points = "gauge", ms.gauge, mm.gauge.data_points
+                elif ms.HasField("histogram"):
+                    kind, data, merged_points = "histogram", ms.histogram, mm.histogram.data_points
+                elif ms.HasField("exponential_histogram"):
+                    kind, data = "exponential_histogram", ms.exponential_histogram
+                    merged_points = mm.exponential_histogram.data_points
+                elif ms.HasField("summary"):
+                    kind, data, merged_points = "summary", ms.summary, mm.summary.data_points
+                else:
+                    continue  # no data: Mimir drops it ("unsupported metric type")
+                points = len(data.data_points)
+                times = merged_points.time_unix_nano
+                stamped = len(times)
+                if stamped == 1:
+                    earliest, latest = min(earliest, times[0]), max(latest, times[0])
+                elif stamped:
+                    earliest, latest = min(earliest, min(times)), max(latest, max(times))
+                if stamped < points:
+                    earliest = 0  # a point without time_unix_nano has time 0
+                points_total += points
+                name = ms.name
+                if points == 0 or not name:
+                    continue  # "empty data points", or an empty name: dropped
+                if kind == "gauge" or kind == "summary":
+                    temporality, monotonic = None, False
+                else:
+                    temporality = data.aggregation_temporality
+                    monotonic = kind == "sum" and data.is_monotonic
+                    if not temporality_accepted(temporality, native_delta=True):
+                        continue  # unspecified temporality: refused whatever the tenant's settings
+                is_delta = temporality == DELTA
+                samples, nhcb = _samples(data, merged_points, kind, points, monotonic)
+                exemplars = len(merged_points.exemplars) if exemplars_kept(kind, monotonic=monotonic) else 0
+                for totals in (delta,) if is_delta else (cumulative, delta):
+                    totals.samples += samples
+                    totals.nhcb_samples += nhcb
+                    totals.exemplars += exemplars
+                families.append((name, (ms.description, ms.unit, _prometheus_type(kind, monotonic)), is_delta))
+                if resource_first is None and not is_delta:
+                    resource_first = (kind, _first_point(data, kind))
+        if earliest == _MAX_UINT64:
+            continue  # no data point: no target_info
+        attributes = rm.resource.attributes
+        if first_labels is None and resource_first is not None:
+            first_labels = _first_series_labels(attributes, resource_first[0], resource_first[1])
+        identity = target_info_labels(attributes)
+        if identity is None:
+            continue
+        target_info_total += _add_target_info(target_info, identity, earliest, latest)
+    # target_info's metadata: one entry when any target_info series is emitted.
+    info_metadata = 1 if target_info_total else 0
+    base_meta = metadata_entries((f, m) for f, m, is_delta in families if not is_delta) + info_metadata
+    delta_meta = metadata_entries((f, m) for f, m, _ in families) + info_metadata
+    common = target_info_total
+    return OtlpCounts(
+        format=fmt,
+        base_items=common + cumulative.samples + base_meta,
+        nhcb_items=common + cumulative.nhcb_samples + base_meta,
+        delta_items=common + delta.samples + delta_meta,
+        delta_nhcb_items=common + delta.nhcb_samples + delta_meta,
+        exemplars=cumulative.exemplars,
+        delta_exemplars=delta.exemplars,
+        data_points=points_total,
+        resources=len(shape.resource_metrics),
+        target_info_samples=target_info_total,
+        decompressed_bytes=len(raw),
+        first_series_labels=first_labels or (),
+    )
+
+
+def _samples(data: Message, merged_points: Message, kind: str, points: int, monotonic: bool) -> tuple[int, int]:
+    """(samples with classic histograms, samples with custom-bucket native histograms)."""
+    if kind == "histogram":
+        classic = sum(
+            classic_histogram_point_samples(len(p.bucket_counts), len(p.explicit_bounds), p.HasField("sum"))
+            for p in data.data_points
+        )
+        return classic, nhcb_histogram_samples(points)
+    if kind == "summary":
+        n = summary_samples(points, len(merged_points.quantile_values))
+    elif kind == "exponential_histogram":
+        n = exponential_histogram_samples(points)
+    elif kind == "sum" and monotonic:
+        n = sum_samples(points)
+    else:
+        n = gauge_samples(points)
+    return n, n
+
+
+def _prometheus_type(kind: str, monotonic: bool) -> str:
+    # otelMetricTypeToPromMetricType: what distinguishes metadata entries of one family.
+    if kind == "sum":
+        return "counter" if monotonic else "gauge"
+    if kind == "exponential_histogram":
+        return "histogram"
+    return kind
+
+
+def _first_point(data: Message, kind: str) -> bytes:
+    first = data.data_points[0]
+    # Classic histogram points are parsed (for their bucket counts); the others are slices.
+    return bytes(first.SerializeToString()) if kind == "histogram" else bytes(first)
+
+
+_ATTRIBUTE_VIEWS: dict[str, type[Message]] = {
+    "gauge": views.PointAttributes7,
+    "sum": views.PointAttributes7,
+    "summary": views.PointAttributes7,
+    "histogram": views.PointAttributes9,
+    "exponential_histogram": views.PointAttributes1,
+}
+
+
+def _first_series_labels(resource: Sequence[common_pb2.KeyValue], kind: str, point: bytes) -> Labels:
+    """The first converted series' `job`, `instance` and point attributes (string, int and bool
+    values): where Mimir's HA tracker (`findHALabels`) finds the cluster and replica labels."""
+    job, instance = _job_instance({kv.key: kv.value for kv in resource})
+    labels: list[tuple[str, str]] = []
+    if job:
+        labels.append(("job", job))
+    if instance:
+        labels.append(("instance", instance))
+    parsed = _ATTRIBUTE_VIEWS[kind].FromString(point)
+    for kv in parsed.attributes:
+        if kv.value.WhichOneof("value") in ("string_value", "int_value", "bool_value"):
+            labels.append((kv.key, _as_string(kv.value)))
+    return tuple(labels)
+
+
+def _add_target_info(
+    seen: dict[tuple[object, ...], set[int]], identity: tuple[object, ...], earliest: int, latest: int
+) -> int:
+    """The samples one resource's target_info adds: resources with the same label set make one
+    series, whose samples in the same millisecond count once."""
+    samples = target_info_samples(earliest, latest)
+    if samples > _TARGET_INFO_DEDUPE_MAX:
+        return samples
+    start, step, run, last_ms = target_info_timestamps_ms(earliest, latest)
+    stamps = {(start + k * step) // _NS_PER_MS for k in range(run)}
+    stamps.add(last_ms)
+    known = seen.setdefault(identity, set())
+    new = len(stamps - known)
+    known |= stamps
+    return new
+
+
+# --- Answers in OTLP's shape (Mimir's `writeOTLPResponse`) ---
+
+
+def status_body(fmt: OtlpFormat | None, code: int, message: str) -> tuple[str, bytes]:
+    """(content type, body) of a `google.rpc.Status` answer: protobuf, or JSON as Go's
+    encoding/json writes the gogo Status; protobuf when the request's type was unsupported."""
+    if fmt is OtlpFormat.JSON:
+        return JSON, json.dumps({"code": code, "message": message}, separators=(",", ":")).encode()
+    return PROTOBUF, status_pb2.Status(code=code, message=message).SerializeToString()
