@@ -151,7 +151,8 @@ def test_not_durations(text: str) -> None:
 
 
 def test_otel_defaults_are_mimirs() -> None:
-    assert (MIMIR_DEFAULTS.otel_convert_histograms_to_nhcb, MIMIR_DEFAULTS.otel_native_delta_ingestion) == (False, False)
+    assert not MIMIR_DEFAULTS.otel_convert_histograms_to_nhcb
+    assert not MIMIR_DEFAULTS.otel_native_delta_ingestion
 
 
 def test_otel_fields_per_tenant() -> None:
