@@ -125,9 +125,7 @@ def every_point_type(*, n_exemplars: int = 2, with_sum: bool = True, t: int = T0
         ),
         m.Metric(
             name="in.flight",
-            sum=m.Sum(
-                data_points=number_points(2, n_exemplars=n_exemplars, t=t), aggregation_temporality=CUMULATIVE
-            ),
+            sum=m.Sum(data_points=number_points(2, n_exemplars=n_exemplars, t=t), aggregation_temporality=CUMULATIVE),
         ),
         m.Metric(
             name="latency",
