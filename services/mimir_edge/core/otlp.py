@@ -271,6 +271,13 @@ def metadata_entries(families: Iterable[tuple[bytes, tuple[bytes, bytes, str]]])
     return entries
 
 
+def _metadata(families: Sequence[tuple[bytes, Message, str, bool]]) -> int:
+    names = [f[0] for f in families]
+    if len(set(names)) == len(names):
+        return len(names)  # every family seen once: one entry each
+    return metadata_entries((name, (ms.description, ms.unit, ptype)) for name, ms, ptype, _ in families)
+
+
 def target_info_timestamps_ms(earliest_ns: int, latest_ns: int) -> tuple[int, int, int, int]:
     """`addResourceTargetInfo`'s samples as a run plus a last one: (earliest ns, step ns, samples
     in the run, last ms); the run's k-th sample is at (earliest + k * step) // 1 ms."""
@@ -400,7 +407,9 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
     if len(shape.resource_metrics) != len(merged.resource_metrics):
         raise InvalidBody("inconsistent resource_metrics")
     cumulative, delta = _Totals(), _Totals()
-    families: list[tuple[bytes, tuple[bytes, bytes, str], bool]] = []
+    # (family name, the metric, its Prometheus type, delta?): help and unit are read only for a
+    # name seen twice (metadata_entries), which spares two reads per metric in the common case.
+    families: list[tuple[bytes, Message, str, bool]] = []
     points_total = 0
     first_labels: Labels | None = None
     target_info: dict[tuple[object, ...], set[int]] = {}
@@ -451,7 +460,7 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
                     totals.samples += samples
                     totals.nhcb_samples += nhcb
                     totals.exemplars += exemplars
-                families.append((name, (ms.description, ms.unit, _prometheus_type(kind, monotonic)), is_delta))
+                families.append((name, ms, _prometheus_type(kind, monotonic), is_delta))
                 if resource_first is None and not is_delta:
                     resource_first = (kind, _first_point(data, kind))
         if earliest == _MAX_UINT64:
@@ -465,8 +474,8 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
         target_info_total += _add_target_info(target_info, identity, earliest, latest)
     # target_info's metadata: one entry when any target_info series is emitted.
     info_metadata = 1 if target_info_total else 0
-    base_meta = metadata_entries((f, m) for f, m, is_delta in families if not is_delta) + info_metadata
-    delta_meta = metadata_entries((f, m) for f, m, _ in families) + info_metadata
+    base_meta = _metadata([f for f in families if not f[3]]) + info_metadata
+    delta_meta = _metadata(families) + info_metadata
     common = target_info_total
     return OtlpCounts(
         format=fmt,
