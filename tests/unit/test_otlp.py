@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import random
 import subprocess
 import sys
 import tracemalloc
@@ -400,3 +401,32 @@ def test_status_bodies() -> None:
     assert (status.code, status.message) == (8, "too much")
     content_type, body = status_body(OtlpFormat.JSON, 8, "too much")
     assert (content_type, json.loads(body)) == (JSON, {"code": 8, "message": "too much"})
+
+
+def test_corrupted_requests_are_counted_or_refused_as_400() -> None:
+    """Random corruptions of real requests (bytes changed, cut, inserted; protobuf and JSON): each is
+    either counted or refused with InvalidBody, never anything else."""
+    rng = random.Random(7)
+    proto = request((resource(), every_point_type()), (resource("b"), every_point_type(t=T0 + 10**12)))
+    sources = [(proto.SerializeToString(), PROTOBUF), (otlp_json(proto), JSON)]
+    outcomes = {"counted": 0, "refused": 0}
+    for i in range(600):
+        raw, content_type = sources[i % 2]
+        body = bytearray(raw)
+        for _ in range(rng.randint(1, 6)):
+            pos = rng.randrange(len(body))
+            op = rng.random()
+            if op < 0.4:
+                body[pos] = rng.randrange(256)
+            elif op < 0.7:
+                del body[pos : pos + rng.randint(1, 40)]
+            else:
+                body[pos:pos] = rng.randbytes(rng.randint(1, 8))
+        try:
+            count_otlp_request(
+                bytes(body), content_type=content_type, content_encoding=None, max_decompressed_bytes=CAP
+            )
+            outcomes["counted"] += 1
+        except InvalidBody:
+            outcomes["refused"] += 1
+    assert outcomes["counted"] and outcomes["refused"], outcomes
