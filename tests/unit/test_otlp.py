@@ -430,3 +430,16 @@ def test_corrupted_requests_are_counted_or_refused_as_400() -> None:
         except InvalidBody:
             outcomes["refused"] += 1
     assert outcomes["counted"] and outcomes["refused"], outcomes
+
+
+def test_invalid_utf8_in_strings_is_counted_not_refused() -> None:
+    """Mimir's OTLP decoder (pdata) does not check UTF-8; its validation refuses such labels later.
+    So counting reads strings as bytes and charges the request as any other."""
+    req = request((resource(), every_point_type()))
+    req.resource_metrics[0].scope_metrics[0].scope.name = "scope"
+    raw = req.SerializeToString()
+    broken = raw.replace(b"checkout", b"check\xffut").replace(b"scope", b"sc\xfepe")
+    assert broken != raw
+    c = count_otlp_request(broken, content_type=PROTOBUF, content_encoding=None, max_decompressed_bytes=CAP)
+    assert c.base_items == count(req).base_items
+    assert dict(c.first_series_labels)["job"] == "check\ufffdut"

@@ -35,7 +35,6 @@ from google.rpc import status_pb2
 from mimir_edge.core.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
 from mimir_edge.proto import otlp_counting_pb2 as views
 from mimir_edge.proto.opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-from mimir_edge.proto.opentelemetry.proto.common.v1 import common_pb2
 
 #: Mimir's `newOTLPParser` accepts exactly these Content-Type values (a string switch).
 PROTOBUF = "application/x-protobuf"
@@ -48,9 +47,9 @@ DELTA = 1
 CUMULATIVE = 2
 
 #: The resource attributes that become `job` and `instance` (OTel semantic conventions).
-SERVICE_NAME = "service.name"
-SERVICE_NAMESPACE = "service.namespace"
-SERVICE_INSTANCE_ID = "service.instance.id"
+SERVICE_NAME = b"service.name"
+SERVICE_NAMESPACE = b"service.namespace"
+SERVICE_INSTANCE_ID = b"service.instance.id"
 IDENTIFYING_ATTRIBUTES = frozenset({SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID})
 
 #: `addResourceTargetInfo`: one target_info sample every LookbackDelta / 2; Mimir leaves
@@ -297,7 +296,7 @@ def target_info_samples(earliest_ns: int, latest_ns: int) -> int:
     return run + (0 if last_of_run == last_ms else 1)
 
 
-def target_info_labels(attributes: Sequence[common_pb2.KeyValue]) -> tuple[object, ...] | None:
+def target_info_labels(attributes: Sequence[views.KeyValueBytes]) -> tuple[object, ...] | None:
     """`addResourceTargetInfo`: None when no target_info is emitted (no attribute besides the
     identifying ones, or neither `job` nor `instance`); else the identity of its label set."""
     values = {kv.key: kv.value for kv in attributes}
@@ -316,7 +315,7 @@ def target_info_labels(attributes: Sequence[common_pb2.KeyValue]) -> tuple[objec
     return (job, instance, rest)
 
 
-def _job_instance(values: dict[str, common_pb2.AnyValue]) -> tuple[str, str]:
+def _job_instance(values: dict[bytes, views.AnyValueBytes]) -> tuple[str, str]:
     """`createAttributes`: job = [service.namespace/]service.name, instance = service.instance.id."""
     job = ""
     if SERVICE_NAME in values:
@@ -327,12 +326,12 @@ def _job_instance(values: dict[str, common_pb2.AnyValue]) -> tuple[str, str]:
     return job, instance
 
 
-def _as_string(value: common_pb2.AnyValue) -> str:
+def _as_string(value: views.AnyValueBytes) -> str:
     # pcommon.Value.AsString for the kinds an identifying attribute has in practice; any other
     # kind is a non-empty string in Go too, which is all the callers need.
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return value.string_value
+        return _text(value.string_value)
     if kind == "int_value":
         return str(value.int_value)
     if kind == "bool_value":
@@ -340,6 +339,12 @@ def _as_string(value: common_pb2.AnyValue) -> str:
     if kind is None or (kind == "bytes_value" and not value.bytes_value):
         return ""
     return f"<{kind}>"
+
+
+def _text(value: bytes) -> str:
+    # Compared, not shown: invalid UTF-8 (which Mimir's validation refuses later) only has to stay
+    # different from the valid values.
+    return value.decode("utf-8", "replace")
 
 
 def _as_int64(ns: int) -> int:
@@ -536,7 +541,7 @@ _ATTRIBUTE_VIEWS: dict[str, type[Message]] = {
 }
 
 
-def _first_series_labels(resource: Sequence[common_pb2.KeyValue], kind: str, point: bytes) -> Labels:
+def _first_series_labels(resource: Sequence[views.KeyValueBytes], kind: str, point: bytes) -> Labels:
     """The first converted series' `job`, `instance` and point attributes (string, int and bool
     values): where Mimir's HA tracker (`findHALabels`) finds the cluster and replica labels."""
     job, instance = _job_instance({kv.key: kv.value for kv in resource})
@@ -548,7 +553,7 @@ def _first_series_labels(resource: Sequence[common_pb2.KeyValue], kind: str, poi
     parsed = _ATTRIBUTE_VIEWS[kind].FromString(point)
     for kv in parsed.attributes:
         if kv.value.WhichOneof("value") in ("string_value", "int_value", "bool_value"):
-            labels.append((kv.key, _as_string(kv.value)))
+            labels.append((_text(kv.key), _as_string(kv.value)))
     return tuple(labels)
 
 

@@ -22,67 +22,77 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from mimir_edge.proto.opentelemetry.proto.common.v1 import common_pb2 as mimir__edge_dot_proto_dot_opentelemetry_dot_proto_dot_common_dot_v1_dot_common__pb2
-from mimir_edge.proto.opentelemetry.proto.resource.v1 import resource_pb2 as mimir__edge_dot_proto_dot_opentelemetry_dot_proto_dot_resource_dot_v1_dot_resource__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$mimir_edge/proto/otlp_counting.proto\x12\x18mimir_edge.otlp_counting\x1a;mimir_edge/proto/opentelemetry/proto/common/v1/common.proto\x1a?mimir_edge/proto/opentelemetry/proto/resource/v1/resource.proto\"Q\n\x0cRequestShape\x12\x41\n\x10resource_metrics\x18\x01 \x03(\x0b\x32\'.mimir_edge.otlp_counting.ResourceShape\"L\n\rResourceShape\x12;\n\rscope_metrics\x18\x02 \x03(\x0b\x32$.mimir_edge.otlp_counting.ScopeShape\"D\n\nScopeShape\x12\x36\n\x07metrics\x18\x02 \x03(\x0b\x32%.mimir_edge.otlp_counting.MetricShape\"\xef\x02\n\x0bMetricShape\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\x0c\x12\x0c\n\x04unit\x18\x03 \x01(\x0c\x12\x36\n\x05gauge\x18\x05 \x01(\x0b\x32%.mimir_edge.otlp_counting.PointsShapeH\x00\x12\x31\n\x03sum\x18\x07 \x01(\x0b\x32\".mimir_edge.otlp_counting.SumShapeH\x00\x12=\n\thistogram\x18\t \x01(\x0b\x32(.mimir_edge.otlp_counting.HistogramShapeH\x00\x12\x43\n\x15\x65xponential_histogram\x18\n \x01(\x0b\x32\".mimir_edge.otlp_counting.SumShapeH\x00\x12\x38\n\x07summary\x18\x0b \x01(\x0b\x32%.mimir_edge.otlp_counting.PointsShapeH\x00\x42\x06\n\x04\x64\x61ta\"\"\n\x0bPointsShape\x12\x13\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0c\"V\n\x08SumShape\x12\x13\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0c\x12\x1f\n\x17\x61ggregation_temporality\x18\x02 \x01(\x05\x12\x14\n\x0cis_monotonic\x18\x03 \x01(\x08\"u\n\x0eHistogramShape\x12\x42\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0b\x32-.mimir_edge.otlp_counting.HistogramPointShape\x12\x1f\n\x17\x61ggregation_temporality\x18\x02 \x01(\x05\"_\n\x13HistogramPointShape\x12\x10\n\x03sum\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rbucket_counts\x18\x06 \x03(\x06\x12\x17\n\x0f\x65xplicit_bounds\x18\x07 \x03(\x01\x42\x06\n\x04_sum\"S\n\rRequestMerged\x12\x42\n\x10resource_metrics\x18\x01 \x03(\x0b\x32(.mimir_edge.otlp_counting.ResourceMerged\"\x96\x01\n\x0eResourceMerged\x12\x46\n\x08resource\x18\x01 \x01(\x0b\x32\x34.mimir_edge.opentelemetry.proto.resource.v1.Resource\x12<\n\rscope_metrics\x18\x02 \x03(\x0b\x32%.mimir_edge.otlp_counting.ScopeMerged\"\x95\x01\n\x0bScopeMerged\x12M\n\x05scope\x18\x01 \x01(\x0b\x32>.mimir_edge.opentelemetry.proto.common.v1.InstrumentationScope\x12\x37\n\x07metrics\x18\x02 \x03(\x0b\x32&.mimir_edge.otlp_counting.MetricMerged\"\x96\x03\n\x0cMetricMerged\x12\x37\n\x05gauge\x18\x05 \x01(\x0b\x32&.mimir_edge.otlp_counting.NumberPointsH\x00\x12\x35\n\x03sum\x18\x07 \x01(\x0b\x32&.mimir_edge.otlp_counting.NumberPointsH\x00\x12>\n\thistogram\x18\t \x01(\x0b\x32).mimir_edge.otlp_counting.HistogramPointsH\x00\x12L\n\x15\x65xponential_histogram\x18\n \x01(\x0b\x32+.mimir_edge.otlp_counting.ExponentialPointsH\x00\x12:\n\x07summary\x18\x0b \x01(\x0b\x32\'.mimir_edge.otlp_counting.SummaryPointsH\x00\x12\x44\n\x08metadata\x18\x0c \x03(\x0b\x32\x32.mimir_edge.opentelemetry.proto.common.v1.KeyValueB\x06\n\x04\x64\x61ta\"Q\n\x0cNumberPoints\x12\x41\n\x0b\x64\x61ta_points\x18\x01 \x01(\x0b\x32,.mimir_edge.otlp_counting.NumberPointsMerged\"h\n\x12NumberPointsMerged\x12\x16\n\x0etime_unix_nano\x18\x03 \x03(\x06\x12:\n\texemplars\x18\x05 \x03(\x0b\x32\'.mimir_edge.otlp_counting.ExemplarCount\"W\n\x0fHistogramPoints\x12\x44\n\x0b\x64\x61ta_points\x18\x01 \x01(\x0b\x32/.mimir_edge.otlp_counting.HistogramPointsMerged\"k\n\x15HistogramPointsMerged\x12\x16\n\x0etime_unix_nano\x18\x03 \x03(\x06\x12:\n\texemplars\x18\x08 \x03(\x0b\x32\'.mimir_edge.otlp_counting.ExemplarCount\"[\n\x11\x45xponentialPoints\x12\x46\n\x0b\x64\x61ta_points\x18\x01 \x01(\x0b\x32\x31.mimir_edge.otlp_counting.ExponentialPointsMerged\"\xe3\x01\n\x17\x45xponentialPointsMerged\x12\x16\n\x0etime_unix_nano\x18\x03 \x03(\x06\x12\x39\n\x08positive\x18\x08 \x01(\x0b\x32\'.mimir_edge.otlp_counting.BucketsMerged\x12\x39\n\x08negative\x18\t \x01(\x0b\x32\'.mimir_edge.otlp_counting.BucketsMerged\x12:\n\texemplars\x18\x0b \x03(\x0b\x32\'.mimir_edge.otlp_counting.ExemplarCount\"6\n\rBucketsMerged\x12\x0e\n\x06offset\x18\x01 \x03(\x11\x12\x15\n\rbucket_counts\x18\x02 \x03(\x04\"S\n\rSummaryPoints\x12\x42\n\x0b\x64\x61ta_points\x18\x01 \x01(\x0b\x32-.mimir_edge.otlp_counting.SummaryPointsMerged\"o\n\x13SummaryPointsMerged\x12\x16\n\x0etime_unix_nano\x18\x03 \x03(\x06\x12@\n\x0fquantile_values\x18\x06 \x03(\x0b\x32\'.mimir_edge.otlp_counting.QuantileValue\"0\n\rQuantileValue\x12\x10\n\x08quantile\x18\x01 \x01(\x01\x12\r\n\x05value\x18\x02 \x01(\x01\"s\n\rExemplarCount\x12\x16\n\x0etime_unix_nano\x18\x02 \x01(\x06\x12\x11\n\tas_double\x18\x03 \x01(\x01\x12\x0f\n\x07span_id\x18\x04 \x01(\x0c\x12\x10\n\x08trace_id\x18\x05 \x01(\x0c\x12\x0e\n\x06\x61s_int\x18\x06 \x01(\x10J\x04\x08\x07\x10\x08\"Z\n\x10PointAttributes7\x12\x46\n\nattributes\x18\x07 \x03(\x0b\x32\x32.mimir_edge.opentelemetry.proto.common.v1.KeyValue\"Z\n\x10PointAttributes9\x12\x46\n\nattributes\x18\t \x03(\x0b\x32\x32.mimir_edge.opentelemetry.proto.common.v1.KeyValue\"Z\n\x10PointAttributes1\x12\x46\n\nattributes\x18\x01 \x03(\x0b\x32\x32.mimir_edge.opentelemetry.proto.common.v1.KeyValueb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$mimir_edge/proto/otlp_counting.proto\x12\x18mimir_edge.otlp_counting\"Q\n\x0cRequestShape\x12\x41\n\x10resource_metrics\x18\x01 \x03(\x0b\x32\'.mimir_edge.otlp_counting.ResourceShape\"L\n\rResourceShape\x12;\n\rscope_metrics\x18\x02 \x03(\x0b\x32$.mimir_edge.otlp_counting.ScopeShape\"D\n\nScopeShape\x12\x36\n\x07metrics\x18\x02 \x03(\x0b\x32%.mimir_edge.otlp_counting.MetricShape\"\xef\x02\n\x0bMetricShape\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\x0c\x12\x0c\n\x04unit\x18\x03 \x01(\x0c\x12\x36\n\x05gauge\x18\x05 \x01(\x0b\x32%.mimir_edge.otlp_counting.PointsShapeH\x00\x12\x31\n\x03sum\x18\x07 \x01(\x0b\x32\".mimir_edge.otlp_counting.SumShapeH\x00\x12=\n\thistogram\x18\t \x01(\x0b\x32(.mimir_edge.otlp_counting.HistogramShapeH\x00\x12\x43\n\x15\x65xponential_histogram\x18\n \x01(\x0b\x32\".mimir_edge.otlp_counting.SumShapeH\x00\x12\x38\n\x07summary\x18\x0b \x01(\x0b\x32%.mimir_edge.otlp_counting.PointsShapeH\x00\x42\x06\n\x04\x64\x61ta\"\"\n\x0bPointsShape\x12\x13\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0c\"V\n\x08SumShape\x12\x13\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0c\x12\x1f\n\x17\x61ggregation_temporality\x18\x02 \x01(\x05\x12\x14\n\x0cis_monotonic\x18\x03 \x01(\x08\"u\n\x0eHistogramShape\x12\x42\n\x0b\x64\x61ta_points\x18\x01 \x03(\x0b\x32-.mimir_edge.otlp_counting.HistogramPointShape\x12\x1f\n\x17\x61ggregation_temporality\x18\x02 \x01(\x05\"_\n\x13HistogramPointShape\x12\x10\n\x03sum\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rbucket_counts\x18\x06 \x03(\x06\x12\x17\n\x0f\x65xplicit_bounds\x18\x07 \x03(\x01\x42\x06\n\x04_sum\"S\n\rRequestMerged\x12\x42\n\x10resource_metrics\x18\x01 \x03(\x0b\x32(.mimir_edge.otlp_counting.ResourceMerged\"\x89\x01\n\x0eResourceMerged\x12\x39\n\x08resource\x18\x01 \x01(\x0b\x32\'.mimir_edge.otlp_counting.ResourceBytes\x12<\n\rscope_metrics\x18\x02 \x03(\x0b\x32%.mimir_edge.otlp_counting.ScopeMerged\"{\n\x0bScopeMerged\x12\x33\n\x05scope\x18\x01 \x01(\x0b\x32$.mimir_edge.otlp_counting.ScopeBytes\x12\x37\n\x07metrics\x18\x02 \x03(\x0b\x32&.mimir_edge.otlp_counting.MetricMerged\"\x8b\x03\n\x0cMetricMerged\x12\x37\n\x05gauge\x18\x05 \x01(\x0b\x32&.mimir_edge.otlp_counting.NumberPointsH\x00\x12\x35\n\x03sum\x18\x07 \x01(\x0b\x32&.mimir_edge.otlp_counting.NumberPointsH\x00\x12>\n\thistogram\x18\t \x01(\x0b\x32).mimir_edge.otlp_counting.HistogramPointsH\x00\x12L\n\x15\x65xponential_histogram\x18\n \x01(\x0b\x32+.mimir_edge.otlp_counting.ExponentialPointsH\x00\x12:\n\x07summary\x18\x0b \x01(\x0b\x32\'.mimir_edge.otlp_counting.SummaryPointsH\x00\x12\x39\n\x08metadata\x18\x0c \x03(\x0b\x32\'.mimir_edge.otlp_counting.KeyValueBytesB\x06\n\x04\x64\x61ta\"Q\n\x0cNumberPoints\x12\x41\n\x0b\x64\x61ta_points\x18\x01 \x01(\x0b\x32,.mimir_edge.otlp_counting.NumberPointsMerged\"h\n\x12NumberPointsMerged\x12\x16\n\x0etime_unix_nano\x18\x03 \x03(\x06\x12:\n\texemplars\x18\x05 \x03(\x0b\x32\'.mimir_edge.otlp_counting.ExemplarCount\"W\n\x0fHistogramPoints\x12\x44\n\x0b\x64\x61ta_points\x18\x01 \x01(\x0b\x32/.mimir_edge.otlp_counting.HistogramPointsMerged\"k\n\x15HistogramPointsMerged\x12\x16\n\x0etime_unix_nano\x18\x03 \x03(\x06\x12:\n\texemplars\x18\x08 \x03(\x0b\x32\'.mimir_edge.otlp_counting.ExemplarCount\"[\n\x11\x45xponentialPoints\x12\x46\n\x0b\x64\x61ta_points\x18\x01 \x01(\x0b\x32\x31.mimir_edge.otlp_counting.ExponentialPointsMerged\"\xe3\x01\n\x17\x45xponentialPointsMerged\x12\x16\n\x0etime_unix_nano\x18\x03 \x03(\x06\x12\x39\n\x08positive\x18\x08 \x01(\x0b\x32\'.mimir_edge.otlp_counting.BucketsMerged\x12\x39\n\x08negative\x18\t \x01(\x0b\x32\'.mimir_edge.otlp_counting.BucketsMerged\x12:\n\texemplars\x18\x0b \x03(\x0b\x32\'.mimir_edge.otlp_counting.ExemplarCount\"6\n\rBucketsMerged\x12\x0e\n\x06offset\x18\x01 \x03(\x11\x12\x15\n\rbucket_counts\x18\x02 \x03(\x04\"S\n\rSummaryPoints\x12\x42\n\x0b\x64\x61ta_points\x18\x01 \x01(\x0b\x32-.mimir_edge.otlp_counting.SummaryPointsMerged\"o\n\x13SummaryPointsMerged\x12\x16\n\x0etime_unix_nano\x18\x03 \x03(\x06\x12@\n\x0fquantile_values\x18\x06 \x03(\x0b\x32\'.mimir_edge.otlp_counting.QuantileValue\"0\n\rQuantileValue\x12\x10\n\x08quantile\x18\x01 \x01(\x01\x12\r\n\x05value\x18\x02 \x01(\x01\"s\n\rExemplarCount\x12\x16\n\x0etime_unix_nano\x18\x02 \x01(\x06\x12\x11\n\tas_double\x18\x03 \x01(\x01\x12\x0f\n\x07span_id\x18\x04 \x01(\x0c\x12\x10\n\x08trace_id\x18\x05 \x01(\x0c\x12\x0e\n\x06\x61s_int\x18\x06 \x01(\x10J\x04\x08\x07\x10\x08\"O\n\x10PointAttributes7\x12;\n\nattributes\x18\x07 \x03(\x0b\x32\'.mimir_edge.otlp_counting.KeyValueBytes\"O\n\x10PointAttributes9\x12;\n\nattributes\x18\t \x03(\x0b\x32\'.mimir_edge.otlp_counting.KeyValueBytes\"O\n\x10PointAttributes1\x12;\n\nattributes\x18\x01 \x03(\x0b\x32\'.mimir_edge.otlp_counting.KeyValueBytes\"T\n\rKeyValueBytes\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x36\n\x05value\x18\x02 \x01(\x0b\x32\'.mimir_edge.otlp_counting.AnyValueBytes\"\x91\x02\n\rAnyValueBytes\x12\x16\n\x0cstring_value\x18\x01 \x01(\x0cH\x00\x12\x14\n\nbool_value\x18\x02 \x01(\x08H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x04 \x01(\x01H\x00\x12@\n\x0b\x61rray_value\x18\x05 \x01(\x0b\x32).mimir_edge.otlp_counting.ArrayValueBytesH\x00\x12\x43\n\x0ckvlist_value\x18\x06 \x01(\x0b\x32+.mimir_edge.otlp_counting.KeyValueListBytesH\x00\x12\x15\n\x0b\x62ytes_value\x18\x07 \x01(\x0cH\x00\x42\x07\n\x05value\"J\n\x0f\x41rrayValueBytes\x12\x37\n\x06values\x18\x01 \x03(\x0b\x32\'.mimir_edge.otlp_counting.AnyValueBytes\"L\n\x11KeyValueListBytes\x12\x37\n\x06values\x18\x01 \x03(\x0b\x32\'.mimir_edge.otlp_counting.KeyValueBytes\"n\n\rResourceBytes\x12;\n\nattributes\x18\x01 \x03(\x0b\x32\'.mimir_edge.otlp_counting.KeyValueBytes\x12 \n\x18\x64ropped_attributes_count\x18\x02 \x01(\r\"\x8a\x01\n\nScopeBytes\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\x0c\x12;\n\nattributes\x18\x03 \x03(\x0b\x32\'.mimir_edge.otlp_counting.KeyValueBytes\x12 \n\x18\x64ropped_attributes_count\x18\x04 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mimir_edge.proto.otlp_counting_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REQUESTSHAPE']._serialized_start=192
-  _globals['_REQUESTSHAPE']._serialized_end=273
-  _globals['_RESOURCESHAPE']._serialized_start=275
-  _globals['_RESOURCESHAPE']._serialized_end=351
-  _globals['_SCOPESHAPE']._serialized_start=353
-  _globals['_SCOPESHAPE']._serialized_end=421
-  _globals['_METRICSHAPE']._serialized_start=424
-  _globals['_METRICSHAPE']._serialized_end=791
-  _globals['_POINTSSHAPE']._serialized_start=793
-  _globals['_POINTSSHAPE']._serialized_end=827
-  _globals['_SUMSHAPE']._serialized_start=829
-  _globals['_SUMSHAPE']._serialized_end=915
-  _globals['_HISTOGRAMSHAPE']._serialized_start=917
-  _globals['_HISTOGRAMSHAPE']._serialized_end=1034
-  _globals['_HISTOGRAMPOINTSHAPE']._serialized_start=1036
-  _globals['_HISTOGRAMPOINTSHAPE']._serialized_end=1131
-  _globals['_REQUESTMERGED']._serialized_start=1133
-  _globals['_REQUESTMERGED']._serialized_end=1216
-  _globals['_RESOURCEMERGED']._serialized_start=1219
-  _globals['_RESOURCEMERGED']._serialized_end=1369
-  _globals['_SCOPEMERGED']._serialized_start=1372
-  _globals['_SCOPEMERGED']._serialized_end=1521
-  _globals['_METRICMERGED']._serialized_start=1524
-  _globals['_METRICMERGED']._serialized_end=1930
-  _globals['_NUMBERPOINTS']._serialized_start=1932
-  _globals['_NUMBERPOINTS']._serialized_end=2013
-  _globals['_NUMBERPOINTSMERGED']._serialized_start=2015
-  _globals['_NUMBERPOINTSMERGED']._serialized_end=2119
-  _globals['_HISTOGRAMPOINTS']._serialized_start=2121
-  _globals['_HISTOGRAMPOINTS']._serialized_end=2208
-  _globals['_HISTOGRAMPOINTSMERGED']._serialized_start=2210
-  _globals['_HISTOGRAMPOINTSMERGED']._serialized_end=2317
-  _globals['_EXPONENTIALPOINTS']._serialized_start=2319
-  _globals['_EXPONENTIALPOINTS']._serialized_end=2410
-  _globals['_EXPONENTIALPOINTSMERGED']._serialized_start=2413
-  _globals['_EXPONENTIALPOINTSMERGED']._serialized_end=2640
-  _globals['_BUCKETSMERGED']._serialized_start=2642
-  _globals['_BUCKETSMERGED']._serialized_end=2696
-  _globals['_SUMMARYPOINTS']._serialized_start=2698
-  _globals['_SUMMARYPOINTS']._serialized_end=2781
-  _globals['_SUMMARYPOINTSMERGED']._serialized_start=2783
-  _globals['_SUMMARYPOINTSMERGED']._serialized_end=2894
-  _globals['_QUANTILEVALUE']._serialized_start=2896
-  _globals['_QUANTILEVALUE']._serialized_end=2944
-  _globals['_EXEMPLARCOUNT']._serialized_start=2946
-  _globals['_EXEMPLARCOUNT']._serialized_end=3061
-  _globals['_POINTATTRIBUTES7']._serialized_start=3063
-  _globals['_POINTATTRIBUTES7']._serialized_end=3153
-  _globals['_POINTATTRIBUTES9']._serialized_start=3155
-  _globals['_POINTATTRIBUTES9']._serialized_end=3245
-  _globals['_POINTATTRIBUTES1']._serialized_start=3247
-  _globals['_POINTATTRIBUTES1']._serialized_end=3337
+  _globals['_REQUESTSHAPE']._serialized_start=66
+  _globals['_REQUESTSHAPE']._serialized_end=147
+  _globals['_RESOURCESHAPE']._serialized_start=149
+  _globals['_RESOURCESHAPE']._serialized_end=225
+  _globals['_SCOPESHAPE']._serialized_start=227
+  _globals['_SCOPESHAPE']._serialized_end=295
+  _globals['_METRICSHAPE']._serialized_start=298
+  _globals['_METRICSHAPE']._serialized_end=665
+  _globals['_POINTSSHAPE']._serialized_start=667
+  _globals['_POINTSSHAPE']._serialized_end=701
+  _globals['_SUMSHAPE']._serialized_start=703
+  _globals['_SUMSHAPE']._serialized_end=789
+  _globals['_HISTOGRAMSHAPE']._serialized_start=791
+  _globals['_HISTOGRAMSHAPE']._serialized_end=908
+  _globals['_HISTOGRAMPOINTSHAPE']._serialized_start=910
+  _globals['_HISTOGRAMPOINTSHAPE']._serialized_end=1005
+  _globals['_REQUESTMERGED']._serialized_start=1007
+  _globals['_REQUESTMERGED']._serialized_end=1090
+  _globals['_RESOURCEMERGED']._serialized_start=1093
+  _globals['_RESOURCEMERGED']._serialized_end=1230
+  _globals['_SCOPEMERGED']._serialized_start=1232
+  _globals['_SCOPEMERGED']._serialized_end=1355
+  _globals['_METRICMERGED']._serialized_start=1358
+  _globals['_METRICMERGED']._serialized_end=1753
+  _globals['_NUMBERPOINTS']._serialized_start=1755
+  _globals['_NUMBERPOINTS']._serialized_end=1836
+  _globals['_NUMBERPOINTSMERGED']._serialized_start=1838
+  _globals['_NUMBERPOINTSMERGED']._serialized_end=1942
+  _globals['_HISTOGRAMPOINTS']._serialized_start=1944
+  _globals['_HISTOGRAMPOINTS']._serialized_end=2031
+  _globals['_HISTOGRAMPOINTSMERGED']._serialized_start=2033
+  _globals['_HISTOGRAMPOINTSMERGED']._serialized_end=2140
+  _globals['_EXPONENTIALPOINTS']._serialized_start=2142
+  _globals['_EXPONENTIALPOINTS']._serialized_end=2233
+  _globals['_EXPONENTIALPOINTSMERGED']._serialized_start=2236
+  _globals['_EXPONENTIALPOINTSMERGED']._serialized_end=2463
+  _globals['_BUCKETSMERGED']._serialized_start=2465
+  _globals['_BUCKETSMERGED']._serialized_end=2519
+  _globals['_SUMMARYPOINTS']._serialized_start=2521
+  _globals['_SUMMARYPOINTS']._serialized_end=2604
+  _globals['_SUMMARYPOINTSMERGED']._serialized_start=2606
+  _globals['_SUMMARYPOINTSMERGED']._serialized_end=2717
+  _globals['_QUANTILEVALUE']._serialized_start=2719
+  _globals['_QUANTILEVALUE']._serialized_end=2767
+  _globals['_EXEMPLARCOUNT']._serialized_start=2769
+  _globals['_EXEMPLARCOUNT']._serialized_end=2884
+  _globals['_POINTATTRIBUTES7']._serialized_start=2886
+  _globals['_POINTATTRIBUTES7']._serialized_end=2965
+  _globals['_POINTATTRIBUTES9']._serialized_start=2967
+  _globals['_POINTATTRIBUTES9']._serialized_end=3046
+  _globals['_POINTATTRIBUTES1']._serialized_start=3048
+  _globals['_POINTATTRIBUTES1']._serialized_end=3127
+  _globals['_KEYVALUEBYTES']._serialized_start=3129
+  _globals['_KEYVALUEBYTES']._serialized_end=3213
+  _globals['_ANYVALUEBYTES']._serialized_start=3216
+  _globals['_ANYVALUEBYTES']._serialized_end=3489
+  _globals['_ARRAYVALUEBYTES']._serialized_start=3491
+  _globals['_ARRAYVALUEBYTES']._serialized_end=3565
+  _globals['_KEYVALUELISTBYTES']._serialized_start=3567
+  _globals['_KEYVALUELISTBYTES']._serialized_end=3643
+  _globals['_RESOURCEBYTES']._serialized_start=3645
+  _globals['_RESOURCEBYTES']._serialized_end=3755
+  _globals['_SCOPEBYTES']._serialized_start=3758
+  _globals['_SCOPEBYTES']._serialized_end=3896
 # @@protoc_insertion_point(module_scope)

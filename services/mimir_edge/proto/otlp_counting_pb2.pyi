@@ -1,5 +1,3 @@
-from mimir_edge.proto.opentelemetry.proto.common.v1 import common_pb2 as _common_pb2
-from mimir_edge.proto.opentelemetry.proto.resource.v1 import resource_pb2 as _resource_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -90,17 +88,17 @@ class ResourceMerged(_message.Message):
     __slots__ = ("resource", "scope_metrics")
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     SCOPE_METRICS_FIELD_NUMBER: _ClassVar[int]
-    resource: _resource_pb2.Resource
+    resource: ResourceBytes
     scope_metrics: _containers.RepeatedCompositeFieldContainer[ScopeMerged]
-    def __init__(self, resource: _Optional[_Union[_resource_pb2.Resource, _Mapping]] = ..., scope_metrics: _Optional[_Iterable[_Union[ScopeMerged, _Mapping]]] = ...) -> None: ...
+    def __init__(self, resource: _Optional[_Union[ResourceBytes, _Mapping]] = ..., scope_metrics: _Optional[_Iterable[_Union[ScopeMerged, _Mapping]]] = ...) -> None: ...
 
 class ScopeMerged(_message.Message):
     __slots__ = ("scope", "metrics")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
-    scope: _common_pb2.InstrumentationScope
+    scope: ScopeBytes
     metrics: _containers.RepeatedCompositeFieldContainer[MetricMerged]
-    def __init__(self, scope: _Optional[_Union[_common_pb2.InstrumentationScope, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[MetricMerged, _Mapping]]] = ...) -> None: ...
+    def __init__(self, scope: _Optional[_Union[ScopeBytes, _Mapping]] = ..., metrics: _Optional[_Iterable[_Union[MetricMerged, _Mapping]]] = ...) -> None: ...
 
 class MetricMerged(_message.Message):
     __slots__ = ("gauge", "sum", "histogram", "exponential_histogram", "summary", "metadata")
@@ -115,8 +113,8 @@ class MetricMerged(_message.Message):
     histogram: HistogramPoints
     exponential_histogram: ExponentialPoints
     summary: SummaryPoints
-    metadata: _containers.RepeatedCompositeFieldContainer[_common_pb2.KeyValue]
-    def __init__(self, gauge: _Optional[_Union[NumberPoints, _Mapping]] = ..., sum: _Optional[_Union[NumberPoints, _Mapping]] = ..., histogram: _Optional[_Union[HistogramPoints, _Mapping]] = ..., exponential_histogram: _Optional[_Union[ExponentialPoints, _Mapping]] = ..., summary: _Optional[_Union[SummaryPoints, _Mapping]] = ..., metadata: _Optional[_Iterable[_Union[_common_pb2.KeyValue, _Mapping]]] = ...) -> None: ...
+    metadata: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
+    def __init__(self, gauge: _Optional[_Union[NumberPoints, _Mapping]] = ..., sum: _Optional[_Union[NumberPoints, _Mapping]] = ..., histogram: _Optional[_Union[HistogramPoints, _Mapping]] = ..., exponential_histogram: _Optional[_Union[ExponentialPoints, _Mapping]] = ..., summary: _Optional[_Union[SummaryPoints, _Mapping]] = ..., metadata: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ...) -> None: ...
 
 class NumberPoints(_message.Message):
     __slots__ = ("data_points",)
@@ -211,17 +209,75 @@ class ExemplarCount(_message.Message):
 class PointAttributes7(_message.Message):
     __slots__ = ("attributes",)
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
-    attributes: _containers.RepeatedCompositeFieldContainer[_common_pb2.KeyValue]
-    def __init__(self, attributes: _Optional[_Iterable[_Union[_common_pb2.KeyValue, _Mapping]]] = ...) -> None: ...
+    attributes: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
+    def __init__(self, attributes: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ...) -> None: ...
 
 class PointAttributes9(_message.Message):
     __slots__ = ("attributes",)
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
-    attributes: _containers.RepeatedCompositeFieldContainer[_common_pb2.KeyValue]
-    def __init__(self, attributes: _Optional[_Iterable[_Union[_common_pb2.KeyValue, _Mapping]]] = ...) -> None: ...
+    attributes: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
+    def __init__(self, attributes: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ...) -> None: ...
 
 class PointAttributes1(_message.Message):
     __slots__ = ("attributes",)
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
-    attributes: _containers.RepeatedCompositeFieldContainer[_common_pb2.KeyValue]
-    def __init__(self, attributes: _Optional[_Iterable[_Union[_common_pb2.KeyValue, _Mapping]]] = ...) -> None: ...
+    attributes: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
+    def __init__(self, attributes: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ...) -> None: ...
+
+class KeyValueBytes(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    value: AnyValueBytes
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[_Union[AnyValueBytes, _Mapping]] = ...) -> None: ...
+
+class AnyValueBytes(_message.Message):
+    __slots__ = ("string_value", "bool_value", "int_value", "double_value", "array_value", "kvlist_value", "bytes_value")
+    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    INT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DOUBLE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_VALUE_FIELD_NUMBER: _ClassVar[int]
+    KVLIST_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_VALUE_FIELD_NUMBER: _ClassVar[int]
+    string_value: bytes
+    bool_value: bool
+    int_value: int
+    double_value: float
+    array_value: ArrayValueBytes
+    kvlist_value: KeyValueListBytes
+    bytes_value: bytes
+    def __init__(self, string_value: _Optional[bytes] = ..., bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., double_value: _Optional[float] = ..., array_value: _Optional[_Union[ArrayValueBytes, _Mapping]] = ..., kvlist_value: _Optional[_Union[KeyValueListBytes, _Mapping]] = ..., bytes_value: _Optional[bytes] = ...) -> None: ...
+
+class ArrayValueBytes(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedCompositeFieldContainer[AnyValueBytes]
+    def __init__(self, values: _Optional[_Iterable[_Union[AnyValueBytes, _Mapping]]] = ...) -> None: ...
+
+class KeyValueListBytes(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
+    def __init__(self, values: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ...) -> None: ...
+
+class ResourceBytes(_message.Message):
+    __slots__ = ("attributes", "dropped_attributes_count")
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_ATTRIBUTES_COUNT_FIELD_NUMBER: _ClassVar[int]
+    attributes: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
+    dropped_attributes_count: int
+    def __init__(self, attributes: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ..., dropped_attributes_count: _Optional[int] = ...) -> None: ...
+
+class ScopeBytes(_message.Message):
+    __slots__ = ("name", "version", "attributes", "dropped_attributes_count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_ATTRIBUTES_COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: bytes
+    version: bytes
+    attributes: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
+    dropped_attributes_count: int
+    def __init__(self, name: _Optional[bytes] = ..., version: _Optional[bytes] = ..., attributes: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ..., dropped_attributes_count: _Optional[int] = ...) -> None: ...
