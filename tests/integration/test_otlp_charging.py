@@ -194,3 +194,30 @@ async def test_grpc_check_counts_otlp_by_path(rls: RlsProcess, redis_server: Red
                 # The gRPC transport's body is a string: the Status goes as JSON, typed so.
                 content_type = {h.header.key: h.header.value for h in denied.headers}["content-type"]
                 assert (content_type, json.loads(denied.body)["code"]) == (JSON, 8)
+
+
+def test_ha_replicas_from_the_first_point_attributes(rls: RlsProcess, redis_server: RedisServer) -> None:
+    """Mimir's HA tracker runs on the converted series: `cluster` and `__replica__` data point
+    attributes become those labels, so an OTLP HA pair is deduplicated like a Prometheus one."""
+    tenant = f"otlp-ha-{uuid.uuid4().hex[:8]}"
+    set_limits(
+        redis_server.url, tenant, TenantLimits(accept_ha_samples=True, ingestion_rate=RATE, ingestion_burst_size=10**9)
+    )
+
+    def build(replica: str) -> svc.ExportMetricsServiceRequest:
+        metrics = every_point_type()
+        for point in metrics[0].gauge.data_points:
+            point.attributes.add(key="cluster").value.string_value = "otel-1"
+            point.attributes.add(key="__replica__").value.string_value = replica
+        return request((resource(), metrics))
+
+    def write(replica: str) -> dict[str, str]:
+        status, headers, _ = post(rls, tenant, build(replica).SerializeToString(), {"content-type": PROTOBUF})
+        assert status == 200
+        return headers
+
+    first = write("a")
+    assert (first["x-mimir-edge-decision"], first["x-mimir-edge-items"]) == ("allowed", str(mimir_charge(build("a"))))
+    duplicate = write("b")
+    assert (duplicate["x-mimir-edge-decision"], duplicate["x-mimir-edge-items"]) == ("non_elected", "0")
+    assert write("a")["x-mimir-edge-decision"] == "allowed"
