@@ -443,3 +443,44 @@ def test_invalid_utf8_in_strings_is_counted_not_refused() -> None:
     c = count_otlp_request(broken, content_type=PROTOBUF, content_encoding=None, max_decompressed_bytes=CAP)
     assert c.base_items == count(req).base_items
     assert dict(c.first_series_labels)["job"] == "check\ufffdut"
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=str)
+def test_a_resource_mixing_charged_and_dropped_metrics_of_one_kind(settings: Settings) -> None:
+    """Exemplars and quantiles are taken per resource when every metric of a kind is charged alike,
+    per metric otherwise: both ways give the reference's count."""
+    mixed = [
+        m.Metric(name="", summary=m.Summary(data_points=summary_points(2, quantiles=5))),  # dropped
+        m.Metric(name="s", summary=m.Summary(data_points=summary_points(1, quantiles=3))),
+        m.Metric(
+            name="",
+            sum=m.Sum(
+                data_points=number_points(2, n_exemplars=4), aggregation_temporality=CUMULATIVE, is_monotonic=True
+            ),
+        ),
+        m.Metric(
+            name="c",
+            sum=m.Sum(
+                data_points=number_points(1, n_exemplars=2), aggregation_temporality=CUMULATIVE, is_monotonic=True
+            ),
+        ),
+        m.Metric(
+            name="h",
+            histogram=m.Histogram(data_points=histogram_points(2, n_exemplars=3), aggregation_temporality=DELTA),
+        ),
+        m.Metric(
+            name="h2",
+            histogram=m.Histogram(data_points=histogram_points(1, n_exemplars=1), aggregation_temporality=CUMULATIVE),
+        ),
+    ]
+    alike = [
+        m.Metric(name="s", summary=m.Summary(data_points=summary_points(3, quantiles=2))),
+        m.Metric(
+            name="c",
+            sum=m.Sum(
+                data_points=number_points(2, n_exemplars=2), aggregation_temporality=CUMULATIVE, is_monotonic=True
+            ),
+        ),
+    ]
+    req = request((resource(), mixed), (resource("b"), alike))
+    assert charged(count(req), settings) == mimir_charge(req, settings)

@@ -5,10 +5,14 @@ The rules follow Mimir 3.1 (`pkg/distributor/otel.go`, its `otlpappender.MimirAp
 Prometheus OTLP translator it vendors, `otlptranslator/prometheusremotewrite`): each rule below is a
 small function naming the Mimir function it mirrors. docs/parity.md lists what is not mirrored.
 
-Protobuf bodies are counted with the views of `protos/mimir_edge/proto/otlp_counting.proto`: two
-parses in C, and Python touches one object per metric (and per classic histogram point, for its
-bucket and bound counts), never one per gauge, sum, summary or exponential histogram point, nor
-per attribute. JSON bodies are parsed into the full message and counted the same way.
+Protobuf bodies are counted with the views of `protos/mimir_edge/proto/otlp_counting.proto`: a
+shape pass (points as slices, counted not decoded) and a pass merging every metric of a resource
+(one list of timestamps, exemplars and quantiles per kind and resource), both in C. Python touches
+one object per metric (and per classic histogram point, for its bucket and bound counts), never one
+per gauge, sum, summary or exponential histogram point, nor per attribute; the timestamps are read
+as integers for target_info's earliest and latest. Only a resource mixing metrics of one kind
+whose exemplars (or quantiles) are charged differently needs a third pass, metric by metric. JSON
+bodies are parsed into the full message and counted the same way.
 
 Two per-tenant settings change what a request costs, and the RLS does not know a tenant's limits
 before the one atomic Lua call that reads them (`lua/token_bucket.lua`): native histograms with
@@ -405,72 +409,84 @@ class _Totals:
     exemplars: int = 0
 
 
+_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+
+
 def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
     shape = views.RequestShape.FromString(raw)
-    merged = views.RequestMerged.FromString(raw)
-    _reject_wrong_wire_types(merged)
-    if len(shape.resource_metrics) != len(merged.resource_metrics):
+    totals = views.RequestTotals.FromString(raw)
+    _reject_wrong_wire_types(totals)
+    if len(shape.resource_metrics) != len(totals.resource_metrics):
         raise InvalidBody("inconsistent resource_metrics")
     cumulative, delta = _Totals(), _Totals()
     # (family name, the metric, its Prometheus type, delta?): help and unit are read only for a
-    # name seen twice (metadata_entries), which spares two reads per metric in the common case.
+    # name seen twice (_metadata), which spares two reads per metric in the common case.
     families: list[tuple[bytes, Message, str, bool]] = []
     points_total = 0
     first_labels: Labels | None = None
     target_info: dict[tuple[object, ...], set[int]] = {}
     target_info_total = 0
-    for rs, rm in zip(shape.resource_metrics, merged.resource_metrics, strict=True):
-        earliest, latest = _MAX_UINT64, 0
+    per_metric: list[views.RequestMerged] = []  # pass 3, parsed at most once, when needed
+    for r, (rs, rt) in enumerate(zip(shape.resource_metrics, totals.resource_metrics, strict=True)):
+        resource_points = 0
         resource_first: tuple[str, bytes] | None = None
-        for ss, sm in zip(rs.scope_metrics, rm.scope_metrics, strict=True):
-            for ms, mm in zip(ss.metrics, sm.metrics, strict=True):
+        #: Metrics whose exemplars or quantiles are charged: (kind, delta? or None when dropped,
+        #: monotonic, scope index, metric index).
+        extras: list[tuple[str, bool | None, bool, int, int]] = []
+        for s_index, ss in enumerate(rs.scope_metrics):
+            for m_index, ms in enumerate(ss.metrics):
                 # HasField, not WhichOneof: ~20x cheaper per call in upb, and this loop runs per metric.
                 if ms.HasField("sum"):
-                    kind, data, merged_points = "sum", ms.sum, mm.sum.data_points
+                    kind, data = "sum", ms.sum
                 elif ms.HasField("gauge"):
-                    kind, data, merged_points = "gauge", ms.gauge, mm.gauge.data_points
+                    kind, data = "gauge", ms.gauge
                 elif ms.HasField("histogram"):
-                    kind, data, merged_points = "histogram", ms.histogram, mm.histogram.data_points
+                    kind, data = "histogram", ms.histogram
                 elif ms.HasField("exponential_histogram"):
                     kind, data = "exponential_histogram", ms.exponential_histogram
-                    merged_points = mm.exponential_histogram.data_points
                 elif ms.HasField("summary"):
-                    kind, data, merged_points = "summary", ms.summary, mm.summary.data_points
+                    kind, data = "summary", ms.summary
                 else:
                     continue  # no data: Mimir drops it ("unsupported metric type")
                 points = len(data.data_points)
-                times = merged_points.time_unix_nano
-                stamped = len(times)
-                if stamped == 1:
-                    earliest, latest = min(earliest, times[0]), max(latest, times[0])
-                elif stamped:
-                    earliest, latest = min(earliest, min(times)), max(latest, max(times))
-                if stamped < points:
-                    earliest = 0  # a point without time_unix_nano has time 0
-                points_total += points
+                if points == 0:
+                    continue  # "empty data points": dropped
+                resource_points += points
                 name = ms.name
-                if points == 0 or not name:
-                    continue  # "empty data points", or an empty name: dropped
                 if kind == "gauge" or kind == "summary":
-                    temporality, monotonic = None, False
+                    temporality, monotonic, dropped = None, False, not name
                 else:
                     temporality = data.aggregation_temporality
                     monotonic = kind == "sum" and data.is_monotonic
-                    if not temporality_accepted(temporality, native_delta=True):
-                        continue  # unspecified temporality: refused whatever the tenant's settings
+                    # An empty name, or a temporality refused whatever the tenant's settings.
+                    dropped = not name or not temporality_accepted(temporality, native_delta=True)
                 is_delta = temporality == DELTA
-                samples, nhcb = _samples(data, merged_points, kind, points, monotonic)
-                exemplars = len(merged_points.exemplars) if exemplars_kept(kind, monotonic=monotonic) else 0
-                for totals in (delta,) if is_delta else (cumulative, delta):
-                    totals.samples += samples
-                    totals.nhcb_samples += nhcb
-                    totals.exemplars += exemplars
+                if kind != "gauge":
+                    extras.append((kind, None if dropped else is_delta, monotonic, s_index, m_index))
+                if dropped:
+                    continue
+                samples, nhcb = _samples(data, kind, points, monotonic)
+                for sums in (delta,) if is_delta else (cumulative, delta):
+                    sums.samples += samples
+                    sums.nhcb_samples += nhcb
                 families.append((name, ms, _prometheus_type(kind, monotonic), is_delta))
                 if resource_first is None and not is_delta:
                     resource_first = (kind, _first_point(data, kind))
-        if earliest == _MAX_UINT64:
+        merged = rt.scope_metrics.metrics
+        if extras:
+            _charge_extras(extras, merged, raw, r, per_metric, cumulative, delta)
+        earliest, latest, stamped = _MAX_UINT64, 0, 0
+        for kind in _KINDS:
+            times = getattr(merged, kind).data_points.time_unix_nano
+            if times:
+                stamped += len(times)
+                earliest, latest = min(earliest, min(times)), max(latest, max(times))
+        if stamped < resource_points:
+            earliest = 0  # a point without time_unix_nano has time 0
+        points_total += resource_points
+        if resource_points == 0:
             continue  # no data point: no target_info
-        attributes = rm.resource.attributes
+        attributes = rt.resource.attributes
         if first_labels is None and resource_first is not None:
             first_labels = _first_series_labels(attributes, resource_first[0], resource_first[1])
         identity = target_info_labels(attributes)
@@ -498,8 +514,62 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
     )
 
 
-def _samples(data: Message, merged_points: Message, kind: str, points: int, monotonic: bool) -> tuple[int, int]:
-    """(samples with classic histograms, samples with custom-bucket native histograms)."""
+def _charge_extras(
+    extras: Sequence[tuple[str, bool | None, bool, int, int]],
+    merged: Message,
+    raw: bytes,
+    resource: int,
+    per_metric: list[views.RequestMerged],
+    cumulative: _Totals,
+    delta: _Totals,
+) -> None:
+    """A resource's exemplars (sums, histograms) and summary quantiles. Pass 2 has each kind's
+    total for the resource; when the metrics of a kind are all charged alike (the usual case),
+    the total goes to them. Otherwise each metric's own count is read from pass 3."""
+    for kind in ("sum", "histogram", "exponential_histogram", "summary"):
+        metrics = [e for e in extras if e[0] == kind]
+        if not metrics:
+            continue
+        total = _extra_count(getattr(merged, kind).data_points, kind)
+        if total == 0:
+            continue
+        classes = {(is_delta, monotonic) for _, is_delta, monotonic, _, _ in metrics}
+        if len(classes) == 1:
+            ((is_delta, monotonic),) = classes
+            _charge_extra(kind, is_delta, monotonic, total, cumulative, delta)
+            continue
+        if not per_metric:
+            per_metric.append(views.RequestMerged.FromString(raw))
+        scopes = per_metric[0].resource_metrics[resource].scope_metrics
+        for _, is_delta, monotonic, s_index, m_index in metrics:
+            points = getattr(scopes[s_index].metrics[m_index], kind).data_points
+            _charge_extra(kind, is_delta, monotonic, _extra_count(points, kind), cumulative, delta)
+
+
+def _extra_count(merged_points: Message, kind: str) -> int:
+    if kind == "summary":
+        return len(merged_points.quantile_values)
+    return len(merged_points.exemplars)
+
+
+def _charge_extra(
+    kind: str, is_delta: bool | None, monotonic: bool, n: int, cumulative: _Totals, delta: _Totals
+) -> None:
+    if is_delta is None:
+        return  # a dropped metric's
+    targets = (delta,) if is_delta else (cumulative, delta)
+    if kind == "summary":
+        for sums in targets:  # one sample per quantile
+            sums.samples += n
+            sums.nhcb_samples += n
+    elif exemplars_kept(kind, monotonic=monotonic):
+        for sums in targets:
+            sums.exemplars += n
+
+
+def _samples(data: Message, kind: str, points: int, monotonic: bool) -> tuple[int, int]:
+    """(samples with classic histograms, samples with custom-bucket native histograms); a
+    summary's quantiles are added by _charge_extras."""
     if kind == "histogram":
         classic = sum(
             classic_histogram_point_samples(len(p.bucket_counts), len(p.explicit_bounds), p.HasField("sum"))
@@ -507,7 +577,7 @@ def _samples(data: Message, merged_points: Message, kind: str, points: int, mono
         )
         return classic, nhcb_histogram_samples(points)
     if kind == "summary":
-        n = summary_samples(points, len(merged_points.quantile_values))
+        n = summary_samples(points, 0)
     elif kind == "exponential_histogram":
         n = exponential_histogram_samples(points)
     elif kind == "sum" and monotonic:

@@ -78,6 +78,44 @@ class HistogramPointShape(_message.Message):
     explicit_bounds: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, sum: _Optional[float] = ..., bucket_counts: _Optional[_Iterable[int]] = ..., explicit_bounds: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class RequestTotals(_message.Message):
+    __slots__ = ("resource_metrics",)
+    RESOURCE_METRICS_FIELD_NUMBER: _ClassVar[int]
+    resource_metrics: _containers.RepeatedCompositeFieldContainer[ResourceTotals]
+    def __init__(self, resource_metrics: _Optional[_Iterable[_Union[ResourceTotals, _Mapping]]] = ...) -> None: ...
+
+class ResourceTotals(_message.Message):
+    __slots__ = ("resource", "scope_metrics")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_METRICS_FIELD_NUMBER: _ClassVar[int]
+    resource: ResourceBytes
+    scope_metrics: ScopeTotals
+    def __init__(self, resource: _Optional[_Union[ResourceBytes, _Mapping]] = ..., scope_metrics: _Optional[_Union[ScopeTotals, _Mapping]] = ...) -> None: ...
+
+class ScopeTotals(_message.Message):
+    __slots__ = ("scope", "metrics")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    scope: ScopeBytes
+    metrics: MetricTotals
+    def __init__(self, scope: _Optional[_Union[ScopeBytes, _Mapping]] = ..., metrics: _Optional[_Union[MetricTotals, _Mapping]] = ...) -> None: ...
+
+class MetricTotals(_message.Message):
+    __slots__ = ("gauge", "sum", "histogram", "exponential_histogram", "summary", "metadata")
+    GAUGE_FIELD_NUMBER: _ClassVar[int]
+    SUM_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    EXPONENTIAL_HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    gauge: NumberPoints
+    sum: NumberPoints
+    histogram: HistogramPoints
+    exponential_histogram: ExponentialPoints
+    summary: SummaryPoints
+    metadata: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
+    def __init__(self, gauge: _Optional[_Union[NumberPoints, _Mapping]] = ..., sum: _Optional[_Union[NumberPoints, _Mapping]] = ..., histogram: _Optional[_Union[HistogramPoints, _Mapping]] = ..., exponential_histogram: _Optional[_Union[ExponentialPoints, _Mapping]] = ..., summary: _Optional[_Union[SummaryPoints, _Mapping]] = ..., metadata: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ...) -> None: ...
+
 class RequestMerged(_message.Message):
     __slots__ = ("resource_metrics",)
     RESOURCE_METRICS_FIELD_NUMBER: _ClassVar[int]
