@@ -16,12 +16,16 @@
 --          max_idle_ms, now_us ('' = Redis TIME),
 --          exemplars, default max_global_exemplars_per_user, accept_ha_samples ('1'|'0'),
 --          ha_cluster_label, ha_replica_label, ha_max_clusters, ha_tracker_failover_timeout (s),
---          ha_forget_ms, then the first series' labels as name, value, name, value, ...
+--          ha_forget_ms, default otel_convert_histograms_to_nhcb ('1'|'0'), default
+--          otel_native_delta_ingestion ('1'|'0'), then an OTLP write's other counts ('' for
+--          remote_write): items with nhcb, items with native delta, items with both, exemplars with
+--          native delta; then the first series' labels as name, value, name, value, ...
 -- Returns  {allowed 0|1, reason, remaining requests, remaining items, retry_after_us (-1 = never),
 --           now_us, expire_ms, request_rate, request_burst, ingestion_rate, ingestion_burst,
 --           tenant_limits 0|1, override mode ('' = no override), ha outcome, items charged,
 --           elected replica, then the HA and exemplar limits that applied: max exemplars, accept_ha 0|1,
---           cluster label, replica label, max clusters, failover timeout (us)};
+--           cluster label, replica label, max clusters, failover timeout (us), otel nhcb 0|1,
+--           otel native delta 0|1};
 --           floats as "%.17g" strings, which round-trip exactly.
 
 local MICROS = 1000000
@@ -42,7 +46,7 @@ end
 
 local l = redis.call('HMGET', KEYS[1], 'request_rate', 'request_burst', 'ingestion_rate', 'ingestion_burst',
   'max_global_exemplars_per_user', 'accept_ha_samples', 'ha_cluster_label', 'ha_replica_label', 'ha_max_clusters',
-  'ha_tracker_failover_timeout')
+  'ha_tracker_failover_timeout', 'otel_convert_histograms_to_nhcb', 'otel_native_delta_ingestion')
 local tenant_limits = l[3] ~= false
 local request_rate = tonumber(l[1]) or tonumber(ARGV[3])
 local request_burst = tonumber(l[2]) or tonumber(ARGV[4])
@@ -55,11 +59,25 @@ local ha_replica_label = l[8] or ARGV[13]
 local ha_max_clusters = tonumber(l[9]) or tonumber(ARGV[14])
 local ha_failover_us = math.floor((tonumber(l[10]) or tonumber(ARGV[15])) * MICROS + 0.5)
 local ha_forget_ms = tonumber(ARGV[16])
+local otel_nhcb = (l[11] or ARGV[17]) == '1'
+local otel_native_delta = (l[12] or ARGV[18]) == '1'
+local exemplars = tonumber(ARGV[9])
+
+-- An OTLP write was counted under every setting that changes its cost (core/otlp.py): the
+-- tenant's limits pick one, here, in the same call that charges it.
+if ARGV[19] ~= '' then
+  if otel_native_delta then
+    items = tonumber(otel_nhcb and ARGV[21] or ARGV[20])
+    exemplars = tonumber(ARGV[22])
+  elseif otel_nhcb then
+    items = tonumber(ARGV[19])
+  end
+end
 
 -- Mimir clears exemplars for a tenant that keeps none, and charges nothing for a request without
 -- samples, histograms or metadata (prePushValidationMiddleware).
 if max_exemplars > 0 and items > 0 then
-  items = items + tonumber(ARGV[9])
+  items = items + exemplars
 end
 
 local o = redis.call('HMGET', KEYS[3], 'request_rate', 'request_burst', 'ingestion_rate', 'ingestion_burst', 'mode')
@@ -123,7 +141,7 @@ local function reply(allowed, reason, rem_req, rem_items, wait, expire_ms, ha, c
   return {allowed, reason, fmt(rem_req), fmt(rem_items), wait, now, expire_ms,
     fmt(request_rate), request_burst, fmt(ingestion_rate), ingestion_burst, tenant_limits and 1 or 0, override,
     ha, charged, elected, max_exemplars, accept_ha and 1 or 0, ha_cluster_label, ha_replica_label, ha_max_clusters,
-    ha_failover_us}
+    ha_failover_us, otel_nhcb and 1 or 0, otel_native_delta and 1 or 0}
 end
 
 if not req_ok then
@@ -135,7 +153,7 @@ end
 local ha, elected = 'not_ha', ''
 local cluster, replica = '', ''
 if accept_ha then
-  for i = 17, #ARGV - 1, 2 do
+  for i = 23, #ARGV - 1, 2 do
     if ARGV[i] == ha_cluster_label then
       cluster = ARGV[i + 1]
     elseif ARGV[i] == ha_replica_label then

@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from mimir_edge.core.admission import WriteCharge, admit
+from mimir_edge.core.admission import OtlpVariants, WriteCharge, admit
 from mimir_edge.core.ha_tracker import ElectedReplica, HaOutcome
 from mimir_edge.core.limits import TenantLimits
 from mimir_edge.core.token_bucket import BucketLimits, BucketState, Decision, Reason
@@ -48,6 +48,7 @@ class Write:
     reason: Reason = Reason.ALLOWED
     elected: str = ""
     exemplars: int = 0
+    otlp: OtlpVariants | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,48 @@ HA_SCENARIOS = [
 ]
 
 
+#: An OTLP write counted under each setting: 60 items and 5 exemplars under Mimir's defaults, 20
+#: with native histograms for classic ones, 70 (9 exemplars) with its delta points, 30 with both.
+OTLP = OtlpVariants(nhcb_items=20, delta_items=70, delta_nhcb_items=30, delta_exemplars=9)
+OTLP_LIMITS = TenantLimits(ingestion_rate=10, ingestion_burst_size=100)
+OTLP_SCENARIOS = [
+    HaScenario(
+        f"OTLP: nhcb={nhcb} native_delta={delta} exemplar_limit={exemplar_limit} picks {charged}",
+        replace(
+            OTLP_LIMITS,
+            otel_convert_histograms_to_nhcb=nhcb,
+            otel_native_delta_ingestion=delta,
+            max_global_exemplars_per_user=exemplar_limit,
+        ),
+        [
+            Write(0, 60, (), True, HaOutcome.NOT_HA, charged, 100 - charged, exemplars=5, otlp=OTLP),
+            # The bucket holds 100 - charged: a second write fits only when charged <= 50.
+            Write(
+                0,
+                60,
+                (),
+                2 * charged <= 100,
+                HaOutcome.NOT_HA,
+                charged,
+                100 - 2 * charged if 2 * charged <= 100 else 100 - charged,
+                Reason.ALLOWED if 2 * charged <= 100 else Reason.INGESTION_RATE,
+                exemplars=5,
+                otlp=OTLP,
+            ),
+        ],
+    )
+    for nhcb, delta, exemplar_limit, charged in [
+        (False, False, 0, 60),
+        (True, False, 0, 20),
+        (False, True, 0, 70),
+        (True, True, 0, 30),
+        (False, False, 1, 65),
+        (True, True, 1, 39),
+    ]
+]
+HA_SCENARIOS += OTLP_SCENARIOS
+
+
 class HaModel:
     """The pure model with the state a Redis would keep."""
 
@@ -192,7 +235,9 @@ async def run_ha_scenario(backend: HaModel | HaOnRedis, scenario: HaScenario) ->
     decisions = []
     for number, step in enumerate(scenario.steps):
         now_us = T0_US + round(step.at_s * 1_000_000)
-        charge = WriteCharge(items=step.items, exemplars=step.exemplars, first_series_labels=step.labels)
+        charge = WriteCharge(
+            items=step.items, exemplars=step.exemplars, first_series_labels=step.labels, otlp=step.otlp
+        )
         got = await backend.call(charge, now_us)
         where = f"{scenario.name!r} step {number}: {step} -> {got}"
         assert (got.allowed, got.reason, got.ha) == (step.allowed, step.reason, step.ha), where

@@ -11,6 +11,9 @@ from __future__ import annotations
 #: The header naming the tenant, as Mimir reads it (TENANT_HEADER changes it).
 DEFAULT_TENANT_HEADER = "X-Scope-OrgID"
 
+#: Mimir's OTLP metrics path: checks for it are counted as OTLP, every other path as remote_write.
+OTLP_PATH = "/otlp/v1/metrics"
+
 # ext_authz over HTTP (Envoy's `http_service`, the RLS's AUTHZ_HTTP_ADDR).
 #: Envoy's `http_service.path_prefix`: a check for POST /api/v1/push arrives as
 #: POST /ext_authz/api/v1/push.

@@ -91,6 +91,7 @@ INVALID = [
     ("invalid_ha_label.yaml", "tenant-j", "ha_replica_label", "label name"),
     ("invalid_duration.yaml", "tenant-k", "ha_tracker_failover_timeout", "duration"),
     ("invalid_duration_text.yaml", "tenant-l", "ha_tracker_failover_timeout", "duration"),
+    ("invalid_otel_bool.yaml", "tenant-m", "otel_native_delta_ingestion", "true or false"),
 ]
 
 
@@ -147,3 +148,15 @@ def test_durations_as_prometheus_writes_them(text: str, seconds: float) -> None:
 def test_not_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_otel_defaults_are_mimirs() -> None:
+    assert not MIMIR_DEFAULTS.otel_convert_histograms_to_nhcb
+    assert not MIMIR_DEFAULTS.otel_native_delta_ingestion
+
+
+def test_otel_fields_per_tenant() -> None:
+    parsed = parse_runtime_overrides(fixture("valid_otel.yaml"))
+    assert parsed.tenants["otel-nhcb"] == TenantLimits(otel_convert_histograms_to_nhcb=True)
+    assert parsed.tenants["otel-delta"] == TenantLimits(otel_native_delta_ingestion=True)
+    assert parsed.ignored_fields == {}

@@ -23,10 +23,13 @@ def test_round_trip_of_every_kind() -> None:
         ha_replica_label="prom_replica",
         ha_max_clusters=0,
         ha_tracker_failover_timeout=0.5,
+        otel_convert_histograms_to_nhcb=True,
+        otel_native_delta_ingestion=True,
     )
     encoded = encode_limits(limits)
     assert encoded["accept_ha_samples"] == "1"  # what the Lua script compares with
     assert encoded["ha_cluster_label"] == "prom_cluster"
+    assert encoded["otel_convert_histograms_to_nhcb"] == encoded["otel_native_delta_ingestion"] == "1"
     assert decode_limits({k.encode(): v.encode() for k, v in encoded.items()}) == limits
     assert decode_limits(encode_limits(TenantLimits())) == TenantLimits()
 

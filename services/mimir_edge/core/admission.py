@@ -19,23 +19,54 @@ _REQUEST_REASONS = (Reason.REQUEST_RATE, Reason.REQUEST_BURST)
 
 
 @dataclass(frozen=True, slots=True)
+class OtlpVariants:
+    """An OTLP write's items and exemplars under the tenant's OTLP settings other than Mimir's
+    defaults (WriteCharge.items and .exemplars hold the defaults' counts): the one atomic decision
+    picks by the limits it reads (core/otlp.py explains why)."""
+
+    #: otel_convert_histograms_to_nhcb on, delta refused.
+    nhcb_items: int
+    #: otel_native_delta_ingestion on, classic histograms.
+    delta_items: int
+    #: both on.
+    delta_nhcb_items: int
+    #: exemplars with otel_native_delta_ingestion on (whatever the histogram setting).
+    delta_exemplars: int
+
+
+@dataclass(frozen=True, slots=True)
 class WriteCharge:
     """What the RLS read from one write: its items (samples, histograms, metadata), its exemplars
-    apart, and the labels of its first series (where Mimir's HA tracker looks)."""
+    apart, and the labels of its first series (where Mimir's HA tracker looks); for OTLP, the
+    counts under the tenant's other OTLP settings."""
 
     items: int
     exemplars: int = 0
     first_series_labels: Sequence[tuple[str, str]] = ()
     requests: int = 1
+    otlp: OtlpVariants | None = None
+
+
+def write_counts(charge: WriteCharge, limits: BucketLimits) -> tuple[int, int]:
+    """(items, exemplars) of the write under the tenant's OTLP settings: Mimir's translator makes
+    one native histogram per classic histogram point with `otel_convert_histograms_to_nhcb`, and
+    ingests delta points with `otel_native_delta_ingestion`."""
+    v = charge.otlp
+    if v is None:
+        return charge.items, charge.exemplars
+    if limits.otel_native_delta:
+        return (v.delta_nhcb_items if limits.otel_nhcb else v.delta_items), v.delta_exemplars
+    return (v.nhcb_items if limits.otel_nhcb else charge.items), charge.exemplars
 
 
 def items_to_charge(charge: WriteCharge, limits: BucketLimits) -> int:
     """Mimir's `prePushValidationMiddleware` (3.1): exemplars are cleared when the tenant keeps none
     (`max_global_exemplars_per_user` 0), and a request left with no samples, histograms or
     metadata is charged nothing, exemplars included."""
-    if charge.items == 0 or limits.max_exemplars <= 0:
-        return charge.items
-    return charge.items + charge.exemplars
+    items, exemplars = write_counts(charge, limits)
+    if items == 0 or limits.max_exemplars <= 0:
+        return items
+    return items + exemplars
 
 
 def admit(

@@ -37,6 +37,10 @@ class TenantLimits:
     ha_replica_label: str = "__replica__"
     ha_max_clusters: int = 100
     ha_tracker_failover_timeout: float = 30.0
+    # OTLP (Mimir's translator): classic histograms become one native histogram with custom
+    # buckets per point; delta sums and histograms are ingested instead of refused.
+    otel_convert_histograms_to_nhcb: bool = False
+    otel_native_delta_ingestion: bool = False
 
     @property
     def effective_ingestion_burst(self) -> int:
@@ -74,6 +78,8 @@ FIELD_KINDS: Mapping[str, FieldKind] = {
     "ha_replica_label": FieldKind.LABEL_NAME,
     "ha_max_clusters": FieldKind.INT,
     "ha_tracker_failover_timeout": FieldKind.DURATION,
+    "otel_convert_histograms_to_nhcb": FieldKind.BOOL,
+    "otel_native_delta_ingestion": FieldKind.BOOL,
 }
 LIMIT_FIELDS = tuple(f.name for f in fields(TenantLimits))
 FLOAT_FIELDS = frozenset(name for name, kind in FIELD_KINDS.items() if kind is FieldKind.FLOAT)

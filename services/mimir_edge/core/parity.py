@@ -16,6 +16,10 @@ BEGIN = "<!-- parity table: generated from services/mimir_edge/core/parity.py by
 END = "<!-- end of parity table -->"
 
 
+#: Prefix of the OTLP rules' functions.
+_OTLP = "mimir_edge.core.otlp:"
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     name: str
@@ -148,14 +152,116 @@ RULES = (
         "Charging by Envoy's rate limit filter",
         "-",
         "With `charge: ratelimit` the check counts the items before the tenant's limits are known, so "
-        "exemplars are always charged and HA pairs are not deduplicated.",
-        "More, by exemplars and HA duplicates. `charge: check` (the default) has full parity.",
+        "exemplars are always charged, HA pairs are not deduplicated, and an OTLP write is charged as under "
+        "Mimir's defaults (classic histograms, delta refused).",
+        "More, by exemplars and HA duplicates; for OTLP tenants with `otel_convert_histograms_to_nhcb` more "
+        "(classic buckets), with `otel_native_delta_ingestion` less (their delta points). `charge: check` "
+        "(the default) has full parity.",
     ),
     Rule(
-        "OTLP",
-        "`/otlp/v1/metrics` is converted to series and charged to the same limits.",
-        "Not enforced yet: OTLP writes bypass the edge.",
-        "Less: every OTLP item.",
+        "OTLP routing",
+        "`/otlp/v1/metrics` is converted to series and charged to the same limits as remote_write.",
+        "The RLS counts and charges a check for `/otlp/v1/metrics` on the same buckets (both ext_authz "
+        "transports). The generated Envoy and NGINX configs, the charts and compose do not route that "
+        "path through the edge yet.",
+        "Less, until the path is routed through Envoy: every OTLP item.",
+        ("mimir_edge.core.otlp:count_otlp_request",),
+    ),
+    Rule(
+        "OTLP content rules",
+        "`newOTLPParser`: Content-Type exactly `application/x-protobuf` or `application/json`, "
+        "Content-Encoding exactly gzip, lz4, zstd or none, else 415; too large 413; undecodable 400; each "
+        "after the request token was taken. Answers are a `google.rpc.Status` in the request's format "
+        "(protobuf for a 415).",
+        "The same statuses and messages, as a `google.rpc.Status` in the request's format (the gRPC "
+        "ext_authz transport can only carry a string body: JSON there, typed `application/json`); "
+        "decompression stops at MAX_REQUEST_BYTES. Such a request is not charged.",
+        "Less: one request token per refused request, for tenants with `request_rate` set (as for "
+        "remote_write). The 413 limit is MAX_REQUEST_BYTES, not Mimir's `max_otlp_request_size`.",
+        (_OTLP + "request_format", _OTLP + "check_content_encoding", _OTLP + "decompress", _OTLP + "status_body"),
+    ),
+    Rule(
+        "OTLP gauges and sums",
+        "`addGaugeNumberDataPoints` / `addSumNumberDataPoints`: one sample per point; a non-monotonic sum "
+        "is converted as a gauge; gauges and non-monotonic sums drop their exemplars.",
+        "The same.",
+        "None.",
+        (_OTLP + "gauge_samples", _OTLP + "sum_samples", _OTLP + "exemplars_kept"),
+    ),
+    Rule(
+        "OTLP temporality",
+        "`isValidAggregationTemporality`: a sum, histogram or exponential histogram that is not cumulative "
+        "is dropped whole (400 `otlp parse error` for the request, the rest ingested and charged), unless it "
+        "is delta and the tenant has `otel_native_delta_ingestion`. Unspecified temporality is always dropped.",
+        "Counted with and without the delta metrics; the Lua decision picks by the tenant's "
+        "`otel_native_delta_ingestion`, read in the same call that charges.",
+        "None.",
+        (_OTLP + "temporality_accepted",),
+    ),
+    Rule(
+        "OTLP classic histograms",
+        "`addHistogramDataPoints`: a `_bucket` per explicit bound that has a count (min of the two lengths), "
+        '`le="+Inf"`, `_count`, and `_sum` when the point has one; every exemplar kept. With '
+        "`otel_convert_histograms_to_nhcb`: one native histogram per point "
+        "(`addCustomBucketsHistogramDataPoints`).",
+        "Counted both ways; the Lua decision picks by the tenant's `otel_convert_histograms_to_nhcb`.",
+        "None.",
+        (_OTLP + "classic_histogram_point_samples", _OTLP + "nhcb_histogram_samples"),
+    ),
+    Rule(
+        "OTLP exponential histograms and summaries",
+        "`addExponentialHistogramDataPoints`: one native histogram per point (a point with a scale below "
+        "-4 fails and drops the rest of its metric). `addSummaryDataPoints`: `_sum`, `_count` and one per "
+        "quantile; exemplars dropped.",
+        "One per exponential point whatever its scale; summaries the same.",
+        "More, only for exponential histograms with a scale below -4 (which no SDK sends).",
+        (_OTLP + "exponential_histogram_samples", _OTLP + "summary_samples"),
+    ),
+    Rule(
+        "OTLP target_info",
+        "`addResourceTargetInfo`: per resource with at least one point (dropped metrics included), at least "
+        "one attribute besides service.name/namespace/instance.id, and a job or instance: a sample at the "
+        "earliest point's time, every 2.5 min while before the latest, one at the latest; resources with "
+        "the same label set make one series, same-millisecond samples count once.",
+        "The same; resources are the same series when their attributes are identical as sent.",
+        "More, only when two resources' attributes differ as sent but give the same labels (e.g. `a.b` and "
+        "`a_b`), by their shared samples; or when one resource spans over 4096 samples (10 days of points), "
+        "not de-duplicated against the others.",
+        (_OTLP + "target_info_samples", _OTLP + "target_info_labels"),
+    ),
+    Rule(
+        "OTLP metadata",
+        "`MimirAppender.appendMetadata`: an entry when a metric family is first seen in the request or its "
+        "help, unit or type changes; one for target_info.",
+        "The same, with the family named by the OTLP metric name as sent.",
+        "More, when two OTLP names translate to one Prometheus family with the same help, unit and type: "
+        "one entry per extra name.",
+        (_OTLP + "metadata_entries",),
+    ),
+    Rule(
+        "OTLP dropped and merged series",
+        "Metrics with no points, no data or an empty name are dropped; with legacy name escaping, a name "
+        "that normalizes to nothing (e.g. `...`) too. `MimirAppender` merges points with identical labels "
+        "into one series, and same-timestamp samples are charged once.",
+        "Empty names, empty metrics and metrics without data are not charged; every other point is.",
+        "More, by names that only normalize to nothing and by points that merge into another's series "
+        "at the same timestamp.",
+    ),
+    Rule(
+        "OTLP HA labels",
+        "HA dedupe reads the first converted series: first metric, first point; labels from the point's "
+        "attributes, `job`/`instance`, promoted resource attributes and scope labels.",
+        "The first metric converted under Mimir's defaults: its first point's string, int and bool "
+        "attributes, `job` and `instance`.",
+        "Either way, only for HA tenants whose cluster or replica label comes from a promoted resource "
+        "attribute, or whose first metric is a delta one they ingest natively.",
+    ),
+    Rule(
+        "OTLP batched streaming",
+        "An optional mode (flag and default unverified) pushes each batch of ResourceMetrics separately: a "
+        "request token and an ingestion charge per batch.",
+        "One request token and one charge per HTTP request.",
+        "Less, only where that mode is on: the extra request tokens.",
     ),
 )
 

@@ -47,6 +47,10 @@ class BucketLimits:
     ingestion_burst: int
     max_exemplars: int = 0
     ha: HaLimits = HA_OFF
+    #: Mimir's `otel_convert_histograms_to_nhcb` and `otel_native_delta_ingestion`: which of an
+    #: OTLP write's counts is charged (core/otlp.py).
+    otel_nhcb: bool = False
+    otel_native_delta: bool = False
 
     @classmethod
     def from_tenant_limits(cls, limits: TenantLimits) -> BucketLimits:
@@ -57,6 +61,8 @@ class BucketLimits:
             ingestion_burst=limits.effective_ingestion_burst,
             max_exemplars=limits.max_global_exemplars_per_user,
             ha=HaLimits.from_tenant_limits(limits),
+            otel_nhcb=limits.otel_convert_histograms_to_nhcb,
+            otel_native_delta=limits.otel_native_delta_ingestion,
         )
 
 

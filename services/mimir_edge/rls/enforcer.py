@@ -15,10 +15,12 @@ from typing import Protocol
 import structlog
 
 from mimir_edge import logs
-from mimir_edge.contract import DECISION_HEADER, ITEMS_HEADER, REASON_HEADER, SERIES_HEADER
-from mimir_edge.core.admission import WriteCharge, items_to_charge
+from mimir_edge.contract import DECISION_HEADER, ITEMS_HEADER, OTLP_PATH, REASON_HEADER, SERIES_HEADER
+from mimir_edge.core import otlp
+from mimir_edge.core.admission import OtlpVariants, WriteCharge, items_to_charge
 from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
 from mimir_edge.core.ha_tracker import HaOutcome
+from mimir_edge.core.otlp import OtlpCounts, OtlpFormat, count_otlp_request
 from mimir_edge.core.remote_write import DEFAULT_COUNTER, Counter, WriteCounts, count_write_request
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import BucketLimits, Decision
@@ -39,16 +41,26 @@ from mimir_edge.store.buckets import BucketStore
 log = structlog.get_logger("rls")
 
 
+#: google.rpc.Code of an OTLP answer (Mimir's `toOtlpGRPCHTTPStatus`); 400 and other statuses
+#: not listed are InvalidArgument.
+_OTLP_CODES = {429: 8, 503: 14}  # ResourceExhausted, Unavailable
+_INVALID_ARGUMENT = 3
+_FAILED_PRECONDITION = 9  # too many HA clusters
+_TEXT = "text/plain; charset=utf-8"
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     verdict: Verdict
     tenant: str | None = None
-    counts: WriteCounts | None = None
+    counts: WriteCounts | OtlpCounts | None = None
     decision: Decision | None = None
+    #: Set for an OTLP write: the format its answers are written in (Mimir's `writeOTLPResponse`).
+    otlp: OtlpFormat | None = None
 
-    def headers(self) -> list[tuple[str, str]]:
+    def headers(self, *, binary: bool = True) -> list[tuple[str, str]]:
         """What Envoy adds, on either transport: to the request it forwards when admitted, to the
-        client's answer when not."""
+        client's answer when not. `binary=False`: the transport cannot carry a binary body."""
         verdict = self.verdict
         if verdict.admitted:
             headers = [(DECISION_HEADER, verdict.outcome.value)]
@@ -57,10 +69,33 @@ class CheckResult:
                 headers.append((ITEMS_HEADER, str(charged)))
                 headers.append((SERIES_HEADER, str(self.counts.series)))
             return headers
-        headers = [("content-type", "text/plain; charset=utf-8"), (REASON_HEADER, verdict.cause.value)]
+        content_type = self._otlp_status(binary)[0] if self._otlp_answer else _TEXT
+        headers = [("content-type", content_type), (REASON_HEADER, verdict.cause.value)]
+        if self._otlp_answer:
+            headers.append(("x-content-type-options", "nosniff"))
         if verdict.retry_after_s is not None:
             headers.append(("retry-after", str(verdict.retry_after_s)))
         return headers
+
+    def body(self, *, binary: bool = True) -> bytes:
+        """The client's answer body when not admitted: Mimir's message, as a `google.rpc.Status` in
+        the request's format for OTLP (JSON where the transport cannot carry binary)."""
+        if self._otlp_answer:
+            return self._otlp_status(binary)[1]
+        return (self.verdict.message + "\n").encode()
+
+    @property
+    def _otlp_answer(self) -> bool:
+        # A missing tenant is refused by Mimir's auth middleware, before the OTLP handler: text.
+        return self.otlp is not None and self.verdict.http_status != 401
+
+    def _otlp_status(self, binary: bool) -> tuple[str, bytes]:
+        verdict = self.verdict
+        code = _OTLP_CODES.get(verdict.http_status, _INVALID_ARGUMENT)
+        if verdict.cause is Cause.HA_MAX_CLUSTERS:
+            code = _FAILED_PRECONDITION
+        fmt = self.otlp if binary else OtlpFormat.JSON
+        return otlp.status_body(fmt, code, verdict.message)
 
 
 class DecisionRecorder(Protocol):
@@ -119,9 +154,13 @@ class Enforcer:
         if self._stats is not None:
             self._stats.record(tenant, outcome, cause, items, limits)
 
-    async def check(self, headers: Mapping[str, str], body: bytes, *, charge: bool = True) -> CheckResult:
-        """Decide a remote_write request. With `charge=False` only count (the rate limit filter
-        charges the buckets through ShouldRateLimit)."""
+    async def check(
+        self, headers: Mapping[str, str], body: bytes, *, charge: bool = True, path: str | None = None
+    ) -> CheckResult:
+        """Decide a write: OTLP when `path` is Mimir's OTLP path, remote_write otherwise. With
+        `charge=False` only count (the rate limit filter charges the buckets through ShouldRateLimit)."""
+        if path is not None and path.partition("?")[0] == OTLP_PATH:
+            return await self._check_otlp(headers, body, charge=charge)
         cfg = self._config
         tenant: str | None = None
         counts: WriteCounts | None = None
@@ -153,6 +192,46 @@ class Enforcer:
         )
         decision, verdict = await self.decide(tenant, charge=write)
         return CheckResult(verdict, tenant, counts, decision)
+
+    async def _check_otlp(self, headers: Mapping[str, str], body: bytes, *, charge: bool) -> CheckResult:
+        """An OTLP metrics write: counted under every OTLP setting of the tenant's, charged in one
+        decision that picks by its limits; refusals in OTLP's shape."""
+        cfg = self._config
+        # Answers mirror the request's type; an unsupported one is answered in protobuf.
+        fmt = OtlpFormat.JSON if headers.get("content-type") == otlp.JSON else OtlpFormat.PROTOBUF
+        tenant: str | None = None
+        try:
+            tenant = validate_tenant_id(headers.get(cfg.tenant_header))
+            if len(body) > cfg.max_request_bytes:
+                raise otlp.too_large(cfg.max_request_bytes, len(body), compressed=bool(headers.get("content-encoding")))
+            started = time.perf_counter()
+            counts = count_otlp_request(
+                body,
+                content_type=headers.get("content-type"),
+                content_encoding=headers.get("content-encoding"),
+                max_decompressed_bytes=cfg.max_request_bytes,
+            )
+            self._metrics.parse_seconds.observe(time.perf_counter() - started)
+        except EdgeError as exc:
+            verdict = verdict_for_error(exc)
+            self._record(tenant, verdict.outcome, verdict.cause, 0)
+            log.info("rejected", tenant=tenant, status=verdict.http_status, reason=verdict.cause.value, error=str(exc))
+            return CheckResult(verdict, tenant, otlp=fmt)
+        if not charge:
+            return CheckResult(Verdict(Outcome.ALLOWED, Cause.COUNTED, 200), tenant, counts, otlp=fmt)
+        write = WriteCharge(
+            items=counts.base_items,
+            exemplars=counts.exemplars,
+            first_series_labels=counts.first_series_labels,
+            otlp=OtlpVariants(
+                nhcb_items=counts.nhcb_items,
+                delta_items=counts.delta_items,
+                delta_nhcb_items=counts.delta_nhcb_items,
+                delta_exemplars=counts.delta_exemplars,
+            ),
+        )
+        decision, verdict = await self.decide(tenant, charge=write)
+        return CheckResult(verdict, tenant, counts, decision, otlp=fmt)
 
     def internal_error(self, error: BaseException) -> CheckResult:
         """The last line of defence: a bug must not become a crash or a 403. Failure mode applies."""

@@ -34,7 +34,8 @@ def _header(key: str, value: str) -> core.HeaderValueOption:
 def check_response(result: CheckResult) -> authz.CheckResponse:
     """The one place a CheckResult becomes Envoy's answer."""
     verdict = result.verdict
-    headers = [_header(key, value) for key, value in result.headers()]
+    # DeniedHttpResponse.body is a protobuf `string`: no binary body (an OTLP protobuf Status) fits.
+    headers = [_header(key, value) for key, value in result.headers(binary=False)]
     if verdict.admitted:
         metadata = struct_pb2.Struct()
         if result.counts is not None:
@@ -51,7 +52,7 @@ def check_response(result: CheckResult) -> authz.CheckResponse:
         denied_response=authz.DeniedHttpResponse(
             status=http_status_pb2.HttpStatus(code=verdict.http_status),
             headers=headers,
-            body=verdict.message + "\n",
+            body=result.body(binary=False).decode(),
         ),
     )
 
@@ -67,7 +68,7 @@ class AuthorizationServicer(authz_grpc.AuthorizationServicer):  # type: ignore[m
         body = http.raw_body or http.body.encode()
         charge = request.attributes.context_extensions.get(CHARGE_EXTENSION) != CHARGE_BY_RATELIMIT
         try:
-            result = await self._enforcer.check(http.headers, body, charge=charge)
+            result = await self._enforcer.check(http.headers, body, charge=charge, path=http.path)
         except Exception as exc:
             result = self._enforcer.internal_error(exc)
         response = check_response(result)

@@ -34,7 +34,7 @@ def check_answer(result: CheckResult) -> tuple[int, list[tuple[str, str]], bytes
     verdict, headers = result.verdict, result.headers()
     if verdict.admitted:
         return 200, headers, b""
-    return verdict.http_status, headers, (verdict.message + "\n").encode()
+    return verdict.http_status, headers, result.body()
 
 
 class HttpAuthzServer:
@@ -87,7 +87,9 @@ class HttpAuthzServer:
     async def _check(self, connection: _Connection, request: Request) -> None:
         started = time.perf_counter()
         try:
-            result = await self._enforcer.check(request.headers, request.body)
+            # Envoy sends the original path under CHECK_PREFIX: /ext_authz/otlp/v1/metrics.
+            path = request.path[len(CHECK_PREFIX) :]
+            result = await self._enforcer.check(request.headers, request.body, path=path)
         except Exception as exc:
             result = self._enforcer.internal_error(exc)
         status, headers, body = check_answer(result)

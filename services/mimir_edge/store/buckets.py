@@ -31,6 +31,14 @@ _REASONS = {reason.value.encode(): reason for reason in Reason}
 _HA_OUTCOMES = {outcome.value.encode(): outcome for outcome in HaOutcome}
 
 
+def _otlp_args(charge: WriteCharge) -> tuple[str | int, ...]:
+    """An OTLP write's other counts for the script to pick from; four empty strings otherwise."""
+    v = charge.otlp
+    if v is None:
+        return ("", "", "", "")
+    return (v.nhcb_items, v.delta_items, v.delta_nhcb_items, v.delta_exemplars)
+
+
 @dataclass(frozen=True, slots=True)
 class BucketCall:
     tenant: str
@@ -184,6 +192,9 @@ class BucketStore:
             d.ha.max_clusters,
             repr(d.ha.failover_timeout_us / 1_000_000),
             self._ha_forget_ms,
+            "1" if d.otel_nhcb else "0",
+            "1" if d.otel_native_delta else "0",
+            *_otlp_args(charge),
         )
         if not charge.first_series_labels:
             return args
@@ -233,6 +244,8 @@ class BucketStore:
                     max_clusters=int(r[20]),
                     failover_timeout_us=int(r[21]),
                 ),
+                otel_nhcb=r[22] == 1,
+                otel_native_delta=r[23] == 1,
             ),
             tenant_limits=r[11] == 1,
             override=r[12].decode() if r[12] else "",
