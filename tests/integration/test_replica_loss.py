@@ -123,14 +123,17 @@ def test_a_replica_dying_with_many_checks_in_flight_costs_no_request(tmp_path: P
         with ThreadPoolExecutor(30) as pool:
             headers = [{"X-Scope-OrgID": f"t{i}"} for i in range(30)]
             replies = [pool.submit(post, envoy.url, body, h, timeout=90) for h in headers]
+            # Held: in flight or waiting for a connection; about a third of them on the one killed next.
             wait_for(
-                lambda: stat("upstream_rq_active") + stat("upstream_rq_pending_active") == 30,
-                what="30 checks held by the 3 stopped replicas",
+                lambda: stat("upstream_rq_active") + stat("upstream_rq_pending_active") >= 15,
+                timeout_s=60,
+                what="15 checks held by the 3 stopped replicas",
             )
             os.kill(pids[1], signal.SIGKILL)  # delivered to a stopped process: its connections reset
             stopped.remove(pids[1])
             attempted = wait_for(
-                lambda: (n := stat("upstream_rq_retry") + stat("upstream_rq_retry_overflow")) >= 8 and n,
+                lambda: (n := stat("upstream_rq_retry") + stat("upstream_rq_retry_overflow")) >= 4 and n,
+                timeout_s=60,
                 what="the killed replica's checks retried (or refused a retry)",
             )
             for pid in stopped:
