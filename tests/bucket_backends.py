@@ -50,7 +50,7 @@ class ModelBackend:
 class RedisBackend:
     def __init__(self, redis: Redis, config: RedisConfig):
         self.redis = redis
-        self.store = BucketStore.for_config(config, redis, timeout_s=5.0, max_idle_ms=MAX_IDLE_MS)
+        self.store = BucketStore.for_config(config, redis, timeout_s=30.0, max_idle_ms=MAX_IDLE_MS)
 
     async def close(self) -> None:
         await self.store.close()

@@ -74,7 +74,7 @@ def test_both_replicas_show_the_same_fleet_totals_equal_to_what_was_sent(fleet: 
         done = all(a["totals"]["requests"]["total"] == total for a in answers)
         return answers if done else None
 
-    first, second = wait_for(overviews, timeout_s=10, what="both replicas' overview to count every request")
+    first, second = wait_for(overviews, timeout_s=30, what="both replicas' overview to count every request")
     print(f"\nsent={dict(sent.requests)} allowed={dict(sent.allowed)} denied={dict(sent.denied)}")
     assert first["totals"] == second["totals"]
     assert first["served_by"] != second["served_by"]
@@ -157,16 +157,17 @@ def test_emergency_override_needs_a_token_applies_everywhere_and_expires(fleet: 
     assert status == 400 and "ttl_seconds" in error["error"]
     assert check(b.grpc_addr, tenant) == code_pb2.OK, "a refused PUT must change nothing"
 
+    put_sent = time.monotonic()  # before the PUT: the TTL cannot start earlier than this
     status, stored = api(a.admin_url, f"/api/tenants/{tenant}/override", method="PUT", body=body, token=TOKEN)
     set_at = time.monotonic()
     assert status == 200, stored
     assert stored["by"] == TOKEN_NAME and stored["mode"] == "enforce"
     # Default burst/rate ratio is 20 s, so a 1/s override gets burst 20 < 50 samples: never fits.
     assert stored["limits"] == {"ingestion_rate": 1.0, "ingestion_burst": 20}
+    # Checked at once, not waited for: the override is in force on both replicas when the PUT answers.
     codes = [check(r.grpc_addr, tenant) for r in (a, b)]
-    applied_after = time.monotonic() - set_at
-    print(f"\noverride applied on both replicas {applied_after * 1000:.0f} ms after the PUT answered")
-    assert codes == [code_pb2.RESOURCE_EXHAUSTED] * 2 and applied_after < 1.0
+    print(f"\noverride applied on both replicas, checked {(time.monotonic() - set_at) * 1000:.0f} ms after the PUT")
+    assert codes == [code_pb2.RESOURCE_EXHAUSTED] * 2
 
     detail = api(b.admin_url, f"/api/tenants/{tenant}")[1]
     assert detail["override"]["reason"] == body["reason"]
@@ -182,8 +183,8 @@ def test_emergency_override_needs_a_token_applies_everywhere_and_expires(fleet: 
     ]
     assert audit_lines and audit_lines[-1]["tenant"] == tenant and audit_lines[-1]["reason"] == body["reason"]
 
-    wait_for(lambda: api(a.admin_url, f"/api/tenants/{tenant}/override")[0] == 404, timeout_s=8, what="TTL expiry")
-    assert time.monotonic() - set_at >= 3.5
+    wait_for(lambda: api(a.admin_url, f"/api/tenants/{tenant}/override")[0] == 404, timeout_s=30, what="TTL expiry")
+    assert time.monotonic() - put_sent >= 3.99  # not before its 4 s TTL (10 ms: Redis's clock granularity)
     assert [check(r.grpc_addr, tenant) for r in (a, b)] == [code_pb2.OK] * 2
     assert api(b.admin_url, "/api/overrides")[1]["overrides"] == []
 

@@ -6,6 +6,7 @@ Through Envoy: tests/integration/test_envoy_rls.py."""
 from __future__ import annotations
 
 import http.client
+import math
 import os
 import random
 import signal
@@ -73,13 +74,16 @@ def test_checks_on_one_keep_alive_connection_are_answered_in_order(rls: RlsProce
     set_limits(redis_server.url, noisy, TenantLimits(ingestion_rate=1, ingestion_burst_size=30))
     with connect(rls) as sock:
         # Pipelined in one write: admitted, denied (30 - 20 < 20), admitted for the other tenant.
+        started = time.monotonic()
         sock.sendall(check_bytes(ok) + check_bytes(noisy) + check_bytes(noisy) + check_bytes(ok))
         first, second, third, fourth = read_responses(sock, 4)
+        apart = time.monotonic() - started  # at most this much refill between the noisy decisions
     assert [r.status for r in (first, second, third, fourth)] == [200, 200, 429, 200]
     assert first.headers["x-mimir-edge-decision"] == "allowed"
     assert first.headers["x-mimir-edge-items"] == "20" and first.headers["x-mimir-edge-series"] == "20"
     assert third.headers["x-mimir-edge-reason"] == "ingestion_rate"
-    assert third.headers["retry-after"] == "10"  # 10 missing tokens at 1/s
+    # 10 missing tokens at 1/s: 10 s, less what refilled between the two decisions.
+    assert math.ceil(10 - apart) <= int(third.headers["retry-after"]) <= 10, (third.headers["retry-after"], apart)
     assert b"exceeded the ingestion rate limit, set to 1 items/s" in third.body
 
 
@@ -179,13 +183,18 @@ def test_mangled_requests_never_take_the_server_down(rls: RlsProcess) -> None:
 def test_a_redis_that_stops_answering_costs_three_timeouts_then_nothing(tmp_path: Path) -> None:
     """Redis holds the connection but answers nothing (SIGSTOP): the first checks wait out
     REDIS_TIMEOUT and are admitted by the failure mode; after 3 the breaker is open and checks are
-    answered without waiting. When Redis answers again, decisions are its own again."""
+    answered without waiting. When Redis answers again, decisions are its own again.
+
+    The timings are compared with REDIS_TIMEOUT only: a check that waited for Redis cannot take less
+    than the timeout, and one that did not takes far less, even on a loaded host; a timeout of 1.5 s
+    leaves that margin without a tight threshold."""
     redis = RedisServer(tmp_path / "stopped-redis").start()
     stack = Stack(tmp_path)
     assert redis.process is not None
     pid = redis.process.pid
+    timeout_s = 1.5
     try:
-        rls = stack.add_rls({"REDIS_URL": redis.url, "REDIS_TIMEOUT": "0.2"})
+        rls = stack.add_rls({"REDIS_URL": redis.url, "REDIS_TIMEOUT": str(timeout_s)})
         tenant = f"hung-{uuid.uuid4().hex[:8]}"
         with connect(rls) as sock:
             sock.sendall(check_bytes(tenant))
@@ -199,8 +208,8 @@ def test_a_redis_that_stops_answering_costs_three_timeouts_then_nothing(tmp_path
                 waits.append(time.perf_counter() - started)
                 decisions.append((answer.status, answer.headers["x-mimir-edge-decision"]))
             assert decisions == [(200, "failure_allowed")] * 8
-            assert all(0.19 <= w < 1.0 for w in waits[:3]), waits
-            assert all(w < 0.1 for w in waits[3:]), waits
+            assert all(w >= timeout_s - 0.01 for w in waits[:3]), waits  # each waited out the timeout
+            assert all(w < timeout_s for w in waits[3:]), waits  # none waited for Redis
             os.kill(pid, signal.SIGCONT)
 
             def decided_by_redis() -> bool:

@@ -32,7 +32,7 @@ async def test_idle_bucket_expires_in_real_time(redis: Redis, redis_config: Redi
         limits_key(tenant),
         mapping=encode_limits(TenantLimits(ingestion_rate=10_000, ingestion_burst_size=100)),
     )
-    store = BucketStore.for_config(redis_config, redis, timeout_s=5.0)
+    store = BucketStore.for_config(redis_config, redis, timeout_s=30.0)
     decision = await store.decide(tenant, requests=1, items=100, defaults=BucketLimits(0, 0, 1, 1))
     assert decision.allowed and decision.expire_ms == 10 + 1000
     ttl = await redis.pttl(bucket_key(tenant))
@@ -47,7 +47,7 @@ async def test_idle_bucket_expires_in_real_time(redis: Redis, redis_config: Redi
 
 async def test_denied_call_writes_nothing(redis: Redis, redis_config: RedisConfig) -> None:
     tenant = f"nowrite-{time.monotonic_ns()}"
-    store = BucketStore.for_config(redis_config, redis, timeout_s=5.0)
+    store = BucketStore.for_config(redis_config, redis, timeout_s=30.0)
     defaults = BucketLimits(request_rate=0, request_burst=0, ingestion_rate=1, ingestion_burst=5)
     assert not (await store.decide(tenant, requests=1, items=6, defaults=defaults)).allowed
     assert await redis.exists(bucket_key(tenant)) == 0
@@ -55,7 +55,7 @@ async def test_denied_call_writes_nothing(redis: Redis, redis_config: RedisConfi
 
 
 async def test_script_is_reloaded_after_script_flush(redis: Redis, redis_config: RedisConfig) -> None:
-    store = BucketStore.for_config(redis_config, redis, timeout_s=5.0)
+    store = BucketStore.for_config(redis_config, redis, timeout_s=30.0)
     defaults = BucketLimits(request_rate=0, request_burst=0, ingestion_rate=100, ingestion_burst=100)
     await store.decide("noscript", requests=1, items=1, defaults=defaults)
     await redis.script_flush()

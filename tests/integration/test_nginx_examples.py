@@ -95,7 +95,7 @@ def test_example_phase_runs_and_routes_a_write_where_it_says(
         tenants = [f"tenant-{i}" for i in range(40)]
         statuses = {post(nginx.url, t.encode(), {"X-Scope-OrgID": t}).status for t in tenants}
         if name == "mirror":
-            wait_for(lambda: len(envoy.seen) == len(tenants), timeout_s=5, what="the mirrored copies")
+            wait_for(lambda: len(envoy.seen) == len(tenants), timeout_s=30, what="the mirrored copies")
     finally:
         nginx.stop()
     assert statuses == {200}

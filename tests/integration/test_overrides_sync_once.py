@@ -43,7 +43,7 @@ async def test_sync_once_writes_limits_and_the_script_enforces_them(tmp_path: Pa
         assert done.returncode == 0, done.stderr
         assert '"event": "synced"' in done.stderr and '"written": 2' in done.stderr
 
-        redis = connect(RedisConfig(url=server.url, timeout_s=2))
+        redis = connect(RedisConfig(url=server.url, timeout_s=30))
         assert {t.decode() for t in await redis.smembers(TENANTS_KEY)} == {"small", "big"}
         assert decode_limits(await redis.hgetall(limits_key("small"))) == TenantLimits(
             ingestion_rate=10, ingestion_burst_size=20
@@ -53,7 +53,7 @@ async def test_sync_once_writes_limits_and_the_script_enforces_them(tmp_path: Pa
         )
         assert int(await redis.hget(SYNC_STATUS_KEY, "generation")) == 1
 
-        store = BucketStore.for_config(RedisConfig(url=server.url, timeout_s=2), redis)
+        store = BucketStore.for_config(RedisConfig(url=server.url, timeout_s=30), redis)
         fallback = BucketLimits.from_tenant_limits(MIMIR_DEFAULTS)
         decision = await store.decide("small", requests=1, items=21, defaults=fallback)
         assert decision.reason is Reason.INGESTION_BURST and decision.limits.ingestion_burst == 20
@@ -82,7 +82,7 @@ async def test_broken_file_keeps_the_last_good_limits(tmp_path: Path) -> None:
         done = run_sync(server.url, "--path", str(overrides))
         assert done.returncode == 1
         assert "tenant 'a', field 'ingestion_rate'" in done.stderr
-        redis = connect(RedisConfig(url=server.url, timeout_s=2))
+        redis = connect(RedisConfig(url=server.url, timeout_s=30))
         assert decode_limits(await redis.hgetall(limits_key("a"))).ingestion_rate == 10
         await redis.aclose()
     finally:

@@ -16,6 +16,8 @@ from mimir_edge.localstack.processes import free_port
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.store.resp import RespAddress, RespClient, RespError
 
+from tests.waiting import wait_for_async
+
 # Every test on both loops: the RLS runs on uvloop, whose transports differ from asyncio's.
 pytestmark = pytest.mark.both_loops
 
@@ -62,7 +64,16 @@ async def test_connection_loss_fails_calls_then_reconnects(tmp_path: Path) -> No
     try:
         assert await client.call("PING") == b"PONG"
         blocked = asyncio.ensure_future(client.call("BLPOP", "never", "0"))  # waits on the server
-        await asyncio.sleep(0.1)
+        # Killed once the server holds the call, so what is lost is a call in flight.
+        watcher = RespClient.from_url(f"redis://127.0.0.1:{port}/0")
+
+        async def blpop_blocked() -> bool:
+            return b"blocked_clients:1\r\n" in await watcher.call("INFO", "clients")
+
+        try:
+            await wait_for_async(blpop_blocked, what="the BLPOP blocked on the server")
+        finally:
+            await watcher.close()
         server.kill()
         with pytest.raises(ConnectionError):
             await blocked
@@ -86,17 +97,22 @@ async def test_calls_unanswered_in_time_fail_and_later_replies_keep_their_order(
     try:
         assert await client.call("PING", timeout_s=1.0) == b"PONG"
         os.kill(pid, signal.SIGSTOP)
-        started = time.perf_counter()
-        first = asyncio.ensure_future(client.call("ECHO", "stale-1", timeout_s=0.2))
-        await asyncio.sleep(0.1)
-        second = asyncio.ensure_future(client.call("ECHO", "stale-2", timeout_s=0.2))
+        # Deadlines far apart (0.5 s, then 3 s), so "each at its own deadline" is told by order
+        # and by lower bounds, which a loaded host cannot break: a timer never fires early.
+        first_started = time.perf_counter()
+        first = asyncio.ensure_future(client.call("ECHO", "stale-1", timeout_s=0.5))
+        await asyncio.sleep(0)  # the first call is written before the second
+        second_started = time.perf_counter()
+        second = asyncio.ensure_future(client.call("ECHO", "stale-2", timeout_s=3.0))
         with pytest.raises(TimeoutError):
             await first
-        first_at = time.perf_counter() - started
+        first_took = time.perf_counter() - first_started
+        assert not second.done(), "the second call must not fail at the first one's deadline"
         with pytest.raises(TimeoutError):
             await second
-        second_at = time.perf_counter() - started
-        assert 0.19 <= first_at < 0.29 and 0.29 <= second_at < 0.6, (first_at, second_at)
+        second_took = time.perf_counter() - second_started
+        # 10 ms for the timers' granularity (uvloop's are whole milliseconds); 10 s: not much late.
+        assert first_took >= 0.49 and 2.99 <= second_took < 10, (first_took, second_took)
         os.kill(pid, signal.SIGCONT)
         replies = await asyncio.gather(*(client.call("ECHO", f"fresh-{i}", timeout_s=2.0) for i in range(20)))
         assert replies == [f"fresh-{i}".encode() for i in range(20)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +24,13 @@ from tests.stack import Stack, set_limits
 from tests.waiting import wait_for
 
 OK, OVER = rls.RateLimitResponse.OK, rls.RateLimitResponse.OVER_LIMIT
+HOUR = rls.RateLimitResponse.RateLimit.HOUR
+
+# One token an hour. These tests assert exact token counts across calls to a real process that
+# takes the time from Redis, so the counts must not depend on how long the calls take: at this rate
+# even a test stalled for 60 s on a loaded machine refills 60/3600 < 1 token, and every count
+# below (remaining, allowed or denied) is the same as with a frozen clock.
+PER_HOUR = 1 / 3600
 
 
 def descriptor(*entries: tuple[str, str], hits: int | None = None) -> common.RateLimitDescriptor:
@@ -47,7 +53,7 @@ def test_should_rate_limit_descriptors(stack: Stack, redis_server: RedisServer) 
     set_limits(
         redis_server.url,
         tenant,
-        TenantLimits(request_rate=10, request_burst_size=5, ingestion_rate=100, ingestion_burst_size=1000),
+        TenantLimits(request_rate=PER_HOUR, request_burst_size=5, ingestion_rate=PER_HOUR, ingestion_burst_size=1000),
     )
     with grpc.insecure_channel(rls_process.grpc_addr) as channel:
         stub = rls_grpc.RateLimitServiceStub(channel)
@@ -66,13 +72,10 @@ def test_should_rate_limit_descriptors(stack: Stack, redis_server: RedisServer) 
         assert reply.overall_code == OK
         req, items, unknown = reply.statuses
         assert (req.code, items.code, unknown.code) == (OK, OK, OK)
-        assert (
-            req.current_limit.requests_per_unit == 10
-            and req.current_limit.unit == rls.RateLimitResponse.RateLimit.SECOND
-        )
+        assert (req.current_limit.requests_per_unit, req.current_limit.unit) == (1, HOUR)
         assert req.limit_remaining == 4
-        assert items.current_limit.requests_per_unit == 100 and items.limit_remaining == 600
-        assert items.duration_until_reset.seconds == 4  # 400 items to refill at 100/s
+        assert items.current_limit.requests_per_unit == 1 and items.limit_remaining == 600
+        assert items.duration_until_reset.seconds == 400 * 3600  # 400 items to refill at one an hour
         assert not unknown.HasField("current_limit")
 
         # request-level hits_addend charges the request bucket: 4 left, asking for 5 → over
@@ -106,7 +109,14 @@ def api(rls_process, path: str) -> tuple[int, dict]:  # type: ignore[no-untyped-
 def test_not_serving_until_redis_is_reached(stack: Stack, tmp_path: Path) -> None:
     port = free_port()
     rls_process = stack.add_rls({"REDIS_URL": f"redis://127.0.0.1:{port}/0"}, wait_serving=False)
-    time.sleep(1.0)
+    assert rls_process.process is not None
+    log_path = rls_process.process.log_path
+    # Not a fixed sleep: the state to check is the one after the RLS has tried Redis and retried.
+    wait_for(
+        lambda: log_path.read_text().count('"default limits not refreshed"') >= 2,
+        timeout_s=30,
+        what="two failed attempts to read the defaults from the absent Redis",
+    )
     assert not grpc_serving(rls_process.grpc_addr)
     assert api(rls_process, "/api/health") == (200, {"status": "ok"})
     status, state = api(rls_process, "/api/ready")
@@ -146,7 +156,7 @@ def test_sigterm_stops_cleanly(stack: Stack, redis_server: RedisServer) -> None:
 def test_denials_are_logged_as_json_without_bodies(stack: Stack, redis_server: RedisServer) -> None:
     rls_process = stack.add_rls({"REDIS_URL": redis_server.url})
     tenant = f"logged-{uuid.uuid4().hex[:8]}"
-    set_limits(redis_server.url, tenant, TenantLimits(request_rate=1, request_burst_size=1))
+    set_limits(redis_server.url, tenant, TenantLimits(request_rate=PER_HOUR, request_burst_size=1))
     with grpc.insecure_channel(rls_process.grpc_addr) as channel:
         stub = rls_grpc.RateLimitServiceStub(channel)
         for _ in range(2):
@@ -156,4 +166,4 @@ def test_denials_are_logged_as_json_without_bodies(stack: Stack, redis_server: R
     denials = [line for line in lines if line.get("event") == "decision" and line.get("tenant") == tenant]
     assert len(denials) == 1
     assert denials[0]["decision"] == "denied" and denials[0]["reason"] == "request_rate"
-    assert denials[0]["request_rate"] == 1.0 and denials[0]["level"] == "info"
+    assert denials[0]["request_rate"] == PER_HOUR and denials[0]["level"] == "info"

@@ -83,38 +83,46 @@ async def test_ten_replicas_enforce_one_shared_budget(replicas: list[RlsProcess]
     per_replica = [0] * REPLICAS
     tally = {"noisy_ok": 0, "noisy_denied": 0, "quiet_ok": 0, "quiet_denied": 0}
     deadline = time.monotonic() + DURATION_S
+    # Every decision falls between the first send and the last answer (the outer window), and the
+    # bucket was being spent from the first answer to the last send (the inner window). A loaded
+    # host widens the gap between the two, never the bracket's validity.
     first_sent: list[float] = []
+    first_received: list[float] = []
+    last_sent = [0.0]
     last_received = [0.0]
 
     async def noisy_worker() -> None:
         while time.monotonic() < deadline:
             i = rng.choices(range(REPLICAS), WEIGHTS)[0]
             per_replica[i] += 1
+            last_sent[0] = time.monotonic()
             if not first_sent:
-                first_sent.append(time.monotonic())
-            reply = await stubs[i].Check(noisy_request, timeout=5)
+                first_sent.append(last_sent[0])
+            reply = await stubs[i].Check(noisy_request, timeout=30)
             last_received[0] = time.monotonic()
+            if not first_received:
+                first_received.append(last_received[0])
             tally["noisy_ok" if reply.status.code == code_pb2.OK else "noisy_denied"] += 1
 
     async def quiet_worker() -> None:
         while time.monotonic() < deadline:
-            reply = await stubs[rng.randrange(REPLICAS)].Check(quiet_request, timeout=5)
+            reply = await stubs[rng.randrange(REPLICAS)].Check(quiet_request, timeout=30)
             tally["quiet_ok" if reply.status.code == code_pb2.OK else "quiet_denied"] += 1
             await asyncio.sleep(1 / QUIET_RPS)
 
     await asyncio.gather(*(noisy_worker() for _ in range(WORKERS)), quiet_worker())
-    # Every admitted call was decided between the first send and the last answer.
-    elapsed = last_received[0] - first_sent[0]
+    outer = last_received[0] - first_sent[0]
+    inner = last_sent[0] - first_received[0]
     for channel in channels:
         await channel.close()
 
     admitted = tally["noisy_ok"] * NOISY_ITEMS
-    budget = NOISY_BURST + NOISY_RATE * elapsed
+    budget, least = NOISY_BURST + NOISY_RATE * outer, NOISY_BURST + NOISY_RATE * inner
     print(
-        f"\nreplicas={REPLICAS} calls per replica={per_replica} elapsed={elapsed:.2f}s tally={tally} "
-        f"admitted={admitted} budget={budget:.0f} ratio={admitted / budget:.4f}"
+        f"\nreplicas={REPLICAS} calls per replica={per_replica} elapsed={inner:.2f}..{outer:.2f}s tally={tally} "
+        f"admitted={admitted} budget={least:.0f}..{budget:.0f} ratio={admitted / budget:.4f}"
     )
     assert tally["noisy_denied"] > tally["noisy_ok"], "the noisy tenant must be pushed well over its limit"
     assert per_replica[0] > sum(per_replica[1:]) * 0.8, "traffic must be uneven"
-    assert abs(admitted - budget) <= 0.01 * budget
+    assert 0.99 * least <= admitted <= 1.01 * budget
     assert tally["quiet_denied"] == 0 and tally["quiet_ok"] > 0

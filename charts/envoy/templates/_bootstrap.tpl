@@ -217,6 +217,11 @@ static_resources:
         interval: 1s
         base_ejection_time: 5s
         max_ejection_percent: 50
+      # A replica that dies with N checks in flight has all N retried at once: Envoy's default of
+      # 3 concurrent retries made the 4th and later client errors.
+      circuit_breakers:
+        thresholds:
+          - max_retries: 1024
     - name: distributor
       type: {{ include "envoy.discoveryType" $upstreamHost }}
       connect_timeout: 1s

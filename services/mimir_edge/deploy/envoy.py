@@ -152,6 +152,10 @@ def _rls_cluster(endpoints: tuple[tuple[str, int], ...], transport: str) -> dict
         "base_ejection_time": "5s",
         "max_ejection_percent": 50,
     }
+    # A replica that dies with N checks in flight has all N retried at once. Envoy's default of 3
+    # concurrent retries per cluster made the 4th and later client errors; as many as its default
+    # limit of requests (1024) bounds retries by the load, not by a constant.
+    cluster["circuit_breakers"] = {"thresholds": [{"max_retries": 1024}]}
     return cluster
 
 
