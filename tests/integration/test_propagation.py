@@ -62,7 +62,7 @@ def test_limit_changes_reach_every_replica(tmp_path: Path, fresh_redis: RedisSer
         body = compress(rw1_request(Shape(series=50)))
         headers = {**RW1_HEADERS, "X-Scope-OrgID": TENANT}
         reply = wait_for(lambda: (r := post(envoy.url, body, headers)).status == 429 and r, what="429 via Envoy")
-        assert "burst of 10" in reply.body.decode()
+        assert "burst size limit, set to 10" in reply.body.decode()
     finally:
         if prober is not None:
             prober.close()

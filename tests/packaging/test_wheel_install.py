@@ -37,7 +37,7 @@ def in_venv(venv: Path, *argv: str, cwd: Path, timeout_s: float = 120) -> subpro
 
 @pytest.mark.packaging
 @pytest.mark.timeout(1200)
-def test_mimir_edge_up_from_the_wheel_in_an_empty_directory(tmp_path: Path, redis_server: RedisServer) -> None:
+def test_mimir_edge_up_from_the_wheel_in_an_empty_directory(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "dist")
     venv = new_venv(tmp_path / "venv")
     empty = tmp_path / "empty"
@@ -51,8 +51,13 @@ def test_mimir_edge_up_from_the_wheel_in_an_empty_directory(tmp_path: Path, redi
     )
     overrides = Path(shipped.stdout.strip())
     assert overrides.is_relative_to(venv) and overrides.is_file(), shipped
-    sync = in_venv(venv, "mimir-overrides-sync", "--source", "file", "--path", str(overrides), "--once",
-                   "--redis-url", redis_server.url, cwd=empty)  # fmt: skip
+    # A Redis of its own: the session's holds other tests' tenants, which the mass-delete guard keeps.
+    redis_server = RedisServer(tmp_path / "redis").start()
+    try:
+        sync = in_venv(venv, "mimir-overrides-sync", "--source", "file", "--path", str(overrides), "--once",
+                       "--redis-url", redis_server.url, cwd=empty)  # fmt: skip
+    finally:
+        redis_server.stop()
     assert sync.returncode == 0, sync.stderr
     k8s = in_venv(venv, "mimir-overrides-sync", "--source", "kubernetes", cwd=empty)
     assert k8s.returncode == 2 and "pip install 'mimir-edge-enforcement[sync]'" in k8s.stderr, k8s.stderr
