@@ -212,16 +212,18 @@ def _count_native(raw: bytes | memoryview, protocol: Protocol) -> WriteCounts:
     if _walker is None:
         raise RuntimeError("the native counter was not built")
     try:
-        series, floats, histograms, exemplars, metadata = _walker.count(raw, 1 if protocol is Protocol.RW1 else 2)
+        series, floats, histograms, exemplars, metadata, labels = _walker.count(
+            raw, 1 if protocol is Protocol.RW1 else 2
+        )
     except ValueError as exc:
         raise InvalidBody(f"not a valid {protocol.value}: {exc}") from None
-    labels = first_series_labels(raw, protocol) if series else ()
     return WriteCounts(protocol, series, floats, histograms, exemplars, metadata, len(raw), labels)
 
 
 def first_series_labels(raw: bytes | memoryview, protocol: Protocol) -> Labels:
     """The first series' labels of a body already known to be well formed (RW2: resolved through
-    the symbols table), with the counting views."""
+    the symbols table), with the counting views: what the upb counter computes, and the reference
+    for the walker's own labels (which `_count_native` returns without parsing again)."""
     if protocol is Protocol.RW1:
         shape = counting_pb2.WriteRequestShape.FromString(raw)
         return _first_series_labels_rw1(shape.timeseries[0]) if shape.timeseries else ()
