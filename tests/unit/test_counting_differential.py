@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import random
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -340,3 +341,18 @@ def test_first_series_labels(raw: bytes, protocol: Protocol, labels: tuple[tuple
     counts = assert_same(raw, protocol)
     assert isinstance(counts, WriteCounts)
     assert counts.first_series_labels == labels
+
+
+def test_far_references_need_no_table_of_symbols() -> None:
+    """The walker resolves references in one scan of the symbols, with memory per reference: a
+    table of every symbol up to the highest reference would be 16 bytes per symbol here (32 MB)."""
+    symbols = 2_000_000
+    raw = b"\x22\x00" * (symbols - 1) + b"\x22\x01v" + encode([Field(5, LEN, [packed(0, symbols - 1)])])
+    tracemalloc.start()
+    try:
+        counts = count_decompressed(raw, Protocol.RW2, Counter.NATIVE)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert counts.first_series_labels == (("", "v"),)
+    assert peak < 1 << 20, peak

@@ -26,13 +26,14 @@
  * remote_write.py's upb twin reads them (`first_series_labels`): the pass notes where the first
  * series is and how many symbols there are; afterwards only that series is read again, as upb
  * parses it on its own with the SeriesLabels / SeriesLabelRefs views, and for 2.0 the symbols
- * table is scanned up to the highest reference. A label that does not parse, an odd number of
+ * table is scanned once up to the highest reference. A label that does not parse, an odd number of
  * references or one outside the symbols table gives no labels, never a refusal: labels are
  * Mimir's to validate.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* upb's default: Python's protobuf passes no depth of its own. */
 #define DEPTH_LIMIT 100
@@ -594,12 +595,24 @@ typedef struct {
     Py_ssize_t len;
 } symbol_slice;
 
-/* The first `count` symbols of the request (field 4 at its top level, in wire order, before or
- * after the series). 0, or -1 when the request has fewer or does not parse. */
-static int collect_symbols(const uint8_t *p, const uint8_t *end, symbol_slice *symbols, uint64_t count) {
+/* One reference of the series: the symbol it names and where it stands in the series. */
+typedef struct {
+    uint32_t ref, at;
+} wanted_ref;
+
+static int by_ref(const void *a, const void *b) {
+    uint32_t x = ((const wanted_ref *)a)->ref, y = ((const wanted_ref *)b)->ref;
+    return (x > y) - (x < y);
+}
+
+/* Resolves `count` references sorted by symbol (symbols[at] = the symbol `ref` names) in one scan of
+ * the request's symbols (field 4 at its top level, in wire order, before or after the series),
+ * stopping at the highest. 0, or -1 when the request has fewer symbols or does not parse. */
+static int resolve_symbols(const uint8_t *p, const uint8_t *end, const wanted_ref *wanted, uint64_t count,
+                           symbol_slice *symbols) {
     walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
-    uint64_t n = 0;
-    while (p < end && n < count) {
+    uint64_t index = 0, done = 0;
+    while (p < end && done < count) {
         uint32_t tag;
         const uint8_t *sub_end, *start;
         p = read_tag(&w, p, end, &tag);
@@ -607,9 +620,11 @@ static int collect_symbols(const uint8_t *p, const uint8_t *end, symbol_slice *s
         if (tag == ((4 << 3) | WT_LEN)) {
             start = read_length(&w, p, end, &sub_end);
             if (start == NULL) return -1;
-            symbols[n].text = start;
-            symbols[n].len = sub_end - start;
-            n++;
+            for (; done < count && wanted[done].ref == index; done++) {
+                symbols[wanted[done].at].text = start;
+                symbols[wanted[done].at].len = sub_end - start;
+            }
+            index++;
             p = sub_end;
         } else if ((tag & 7) == WT_EGROUP) {
             return -1;
@@ -618,11 +633,13 @@ static int collect_symbols(const uint8_t *p, const uint8_t *end, symbol_slice *s
             if (p == NULL) return -1;
         }
     }
-    return n == count ? 0 : -1;
+    return done == count ? 0 : -1;
 }
 
 /* 2.0: the series parsed on its own as `SeriesLabelRefs`, its references resolved through the
- * request's `symbols` entries. Same contract as rw1_first_labels. */
+ * request's `symbols` entries. Same contract as rw1_first_labels. The scratch memory is per
+ * reference of the first series (less than the labels returned), never per symbol: a huge
+ * symbols table costs one scan up to the highest reference, no allocation. */
 static PyObject *rw2_first_labels(const uint8_t *request, const uint8_t *request_end, const uint8_t *p,
                                   const uint8_t *end, uint64_t symbols) {
     ref_reader r;
@@ -635,22 +652,29 @@ static PyObject *rw2_first_labels(const uint8_t *request, const uint8_t *request
         if (ref > highest) highest = ref;
     }
     if (more < 0 || refs == 0 || refs % 2 || highest >= symbols) return PyTuple_New(0);
-    symbol_slice *table = PyMem_New(symbol_slice, (size_t)highest + 1);
-    if (table == NULL) return PyErr_NoMemory();
     PyObject *labels = NULL;
-    if (collect_symbols(request, request_end, table, (uint64_t)highest + 1) < 0) {
+    wanted_ref *wanted = PyMem_New(wanted_ref, (size_t)refs);
+    symbol_slice *resolved = PyMem_New(symbol_slice, (size_t)refs);
+    if (wanted == NULL || resolved == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* The same bytes read a second time: they parsed the first. */
+    ref_reader_init(&r, p, end);
+    for (uint64_t i = 0; i < refs; i++) {
+        next_ref(&r, &wanted[i].ref);
+        wanted[i].at = (uint32_t)i; /* a series is under 2 GiB: fewer references than 2^31 */
+    }
+    qsort(wanted, (size_t)refs, sizeof *wanted, by_ref);
+    if (resolve_symbols(request, request_end, wanted, refs, resolved) < 0) {
         labels = PyTuple_New(0);
         goto done;
     }
     labels = PyTuple_New((Py_ssize_t)(refs / 2));
     if (labels == NULL) goto done;
-    ref_reader_init(&r, p, end);
     for (Py_ssize_t i = 0; i < (Py_ssize_t)(refs / 2); i++) {
-        uint32_t name, value;
-        /* The same bytes read a second time: they parsed the first. */
-        next_ref(&r, &name);
-        next_ref(&r, &value);
-        PyObject *pair = label_pair(table[name].text, table[name].len, table[value].text, table[value].len);
+        const symbol_slice *name = &resolved[2 * i], *value = &resolved[2 * i + 1];
+        PyObject *pair = label_pair(name->text, name->len, value->text, value->len);
         if (pair == NULL) {
             Py_CLEAR(labels);
             goto done;
@@ -658,7 +682,8 @@ static PyObject *rw2_first_labels(const uint8_t *request, const uint8_t *request
         PyTuple_SET_ITEM(labels, i, pair);
     }
 done:
-    PyMem_Free(table);
+    PyMem_Free(wanted);
+    PyMem_Free(resolved);
     return labels;
 }
 
