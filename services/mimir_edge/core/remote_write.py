@@ -1,11 +1,13 @@
 """Counting a Prometheus remote_write body: bytes and content headers in, counts out.
 
 The body is snappy *block* format of `prometheus.WriteRequest` (Remote Write 1.0) or
-`io.prometheus.write.v2.Request` (2.0). Two counters give the same counts and refuse the same
-bodies (tests/unit/test_counting_differential.py runs both on generated and mutated bodies):
+`io.prometheus.write.v2.Request` (2.0). Two counters give the same counts, the same first-series
+labels (the HA tracker's) and refuse the same bodies (tests/unit/test_counting_differential.py
+runs both on generated and mutated bodies):
 
-* `native`: the compiled walker `_walker.c`, one pass over the bytes, no allocation, built by
-  the install when a C compiler is there (tools/build_walker.py, hatch_build.py);
+* `native`: the compiled walker `_walker.c`, one pass over the bytes, no allocation per series,
+  the first series' labels read in C from where the pass found it; built by the install when a
+  C compiler is there (tools/build_walker.py, hatch_build.py);
 * `upb`: the plain twin, always present: parses the protobuf twice with the counting-only views of
   `protos/mimir_edge/proto/counting.proto`; upb walks and validates every nested message in C, and
   Python never builds one object per series.
