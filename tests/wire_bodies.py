@@ -261,6 +261,121 @@ class Generator:
         else:  # packed bodies with a partial element
             parent[i] = Field(f.number, LEN, varint(self._int()) + r.choice((b"\x80", b"\xff" * 3, b"\x01" * 7)))
 
+    # --- the first series (where the HA tracker reads its labels) --------------------------------
+    def _nested_groups(self, depth: int) -> Field:
+        group: list[Field] = []
+        for _ in range(depth):
+            group = [Field(self.r.choice((7, 200)), SGROUP, group)]
+        return group[0]
+
+    def _mutate_label(self, label: list[Field]) -> None:
+        r = self.r
+        at = r.randrange(len(label) + 1)
+        kind = r.randrange(8)
+        if kind == 0:  # a second name or value: protobuf keeps the last
+            label.insert(at, Field(r.choice((1, 2)), LEN, self._text()))
+        elif kind == 1:  # unknown fields, skipped
+            label.insert(at, self._unknown())
+        elif kind == 2:  # name or value with another wire type: unknown to the parser, skipped
+            label.insert(at, Field(r.choice((1, 2)), r.choice((VARINT, I64, I32)), self._int()))
+        elif kind == 3:  # groups around the depth limit of a label parsed on its own (99 fit)
+            label.insert(at, self._nested_groups(r.choice((98, 99, 100))))
+        elif kind == 4:  # empty name and/or value, or neither field at all
+            label[:] = [Field(f.number, LEN, b"") if f.wire_type == LEN else f for f in label if r.random() < 0.6]
+        elif kind == 5:  # not UTF-8
+            label.insert(at, Field(r.choice((1, 2)), LEN, bytes(r.getrandbits(8) for _ in range(r.randrange(1, 6)))))
+        elif kind == 6:  # an end-group tag inside the label: it does not parse
+            label.insert(at, Field(r.choice((1, 9)), EGROUP, 0))
+        else:  # field number 0: it does not parse
+            label.insert(at, Field(0, VARINT, 0) if r.random() < 0.5 else Field(0, LEN, b""))
+
+    def _mutate_rw1_first_series(self, series: list[Field]) -> None:
+        r = self.r
+        labels = [f.value for f in series if f.number == 1 and f.wire_type == LEN and isinstance(f.value, list)]
+        at = r.randrange(len(series) + 1)
+        roll = r.random()
+        if not labels or roll < 0.1:
+            series.insert(at, Field(1, LEN, self._label()))
+        elif roll < 0.2:  # a label as a group or a varint: an unknown field to the parser, skipped
+            series.insert(at, Field(1, SGROUP, [self._unknown()]) if r.random() < 0.5 else Field(1, VARINT, 1))
+        elif roll < 0.35:  # bytes that are not a Label message (a name cut short, a bare tag, noise)
+            raw = r.choice(
+                (b"\x0a\x05ab", b"\x0a", b"\x12\x80", bytes(r.getrandbits(8) for _ in range(r.randrange(8))))
+            )
+            series.insert(at, Field(1, LEN, raw))
+        else:
+            self._mutate_label(r.choice(labels))
+
+    def _refs(self, refs: list[int]) -> list[Field]:
+        """`refs` as one packed run, unpacked varints, or a mix of several runs (all legal)."""
+        r = self.r
+        how = r.randrange(3)
+        if how == 0 or not refs:
+            return [Field(1, LEN, b"".join(varint(v) for v in refs))] if refs or r.random() < 0.5 else []
+        if how == 1:
+            return [Field(1, VARINT, v) for v in refs]
+        out: list[Field] = []
+        i = 0
+        while i < len(refs):
+            n = r.randrange(1, 4)
+            if r.random() < 0.5:
+                out.append(Field(1, LEN, b"".join(varint(v) for v in refs[i : i + n])))
+            else:
+                out += [Field(1, VARINT, v) for v in refs[i : i + n]]
+            i += n
+        return out
+
+    def _mutate_rw2_first_series(self, request: list[Field], series: list[Field]) -> None:
+        r = self.r
+        symbols = sum(1 for f in request if f.number == 4 and f.wire_type == LEN)
+        refs = [r.randrange(symbols) for _ in range(2 * r.choice((1, 2, 4, 8)))] if symbols else []
+        kind = r.randrange(9)
+        if kind == 0:  # a reference just or far outside the symbols table
+            refs = refs or [0, 0]
+            refs[r.randrange(len(refs))] = symbols + r.choice((0, 1, 1000))
+        elif kind == 1 and refs:  # an odd number of references
+            del refs[r.randrange(len(refs))]
+        elif kind == 2 and refs:  # a reference of 33+ bits: upb keeps its low 32 bits
+            refs[r.randrange(len(refs))] += r.choice((1 << 32, 1 << 40))
+        elif kind == 3:  # symbols after (or around) the series: any order is legal
+            request.sort(key=lambda f: 0 if f.number != 4 else r.choice((0, 1)))
+        elif kind == 4:  # some symbols empty: empty names and values
+            for f in request:
+                if f.number == 4 and f.wire_type == LEN and r.random() < 0.5:
+                    f.value = b""
+        elif kind == 5:  # no references at all
+            refs = []
+        elif kind == 6:  # a packed run cut inside a varint: the body is refused
+            series.append(Field(1, LEN, b"\x80"))
+            return
+        elif kind == 7:  # references as fixed64: refused as a known field with the wrong wire type
+            series.append(Field(1, I64, 0))
+            return
+        # kind 8: the same valid references, packed another way
+        series[:] = [f for f in series if f.number != 1]
+        at = r.randrange(len(series) + 1)
+        series[at:at] = self._refs(refs)
+
+    def first_series_body(self) -> tuple[int, bytes]:
+        """A body whose first series (labels, refs, and for RW2 the symbols table) was mutated, now and
+        then with other mutations too: the walker's HA labels against upb's."""
+        r = self.r
+        protocol = r.choice((1, 2))
+        fields = self._rw1() if protocol == 1 else self._rw2()
+        number = 1 if protocol == 1 else 5
+        first = next((f for f in fields if f.number == number and f.wire_type == LEN), None)
+        if first is None or not isinstance(first.value, list):
+            first = Field(number, LEN, self._rw1_series() if protocol == 1 else self._rw2_series(1))
+            fields.insert(r.randrange(len(fields) + 1), first)
+        for _ in range(r.choice((1, 1, 2, 3))):
+            if protocol == 1:
+                self._mutate_rw1_first_series(first.value)  # type: ignore[arg-type]
+            else:
+                self._mutate_rw2_first_series(fields, first.value)  # type: ignore[arg-type]
+        if r.random() < 0.1:
+            self._mutate_tree(fields)
+        return protocol, encode(fields)
+
     def _mutate_bytes(self, raw: bytes) -> bytes:
         r = self.r
         data = bytearray(raw)
@@ -285,8 +400,11 @@ class Generator:
         return bytes(data)
 
     def body(self) -> tuple[int, bytes]:
-        """One body: valid about a third of the time, else mutated in the tree and/or the bytes."""
+        """One body: valid about a third of the time, else mutated in the tree and/or the bytes; one in
+        seven aimed at the first series (`first_series_body`)."""
         r = self.r
+        if r.random() < 0.15:
+            return self.first_series_body()
         protocol = r.choice((1, 2))
         fields = self._rw1() if protocol == 1 else self._rw2()
         roll = r.random()

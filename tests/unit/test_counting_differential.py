@@ -1,13 +1,19 @@
 """The compiled walker and upb count every body alike: same WriteCounts, or the same error class.
 
-Bodies come from tests/wire_bodies.py (valid RW1/RW2 requests and their mutations); the cases
-below pin each wire-format rule the walker mirrors. bench/counting_fuzz.py runs a million.
+WriteCounts includes the first series' labels (the HA tracker's), which each counter reads on its
+own: the walker in C, upb with the SeriesLabels / SeriesLabelRefs views.
+
+Bodies come from tests/wire_bodies.py (valid RW1/RW2 requests and their mutations, some aimed at
+the first series); the cases below pin each wire-format rule the walker mirrors.
+bench/counting_fuzz.py runs a million.
 """
 
 from __future__ import annotations
 
+import collections
 import random
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -214,3 +220,139 @@ def test_walker_accepts_any_buffer() -> None:
     expected = count_decompressed(raw, Protocol.RW1, Counter.NATIVE)
     for view in (bytearray(raw), memoryview(raw)):
         assert count_decompressed(view, Protocol.RW1, Counter.NATIVE) == expected  # type: ignore[arg-type]
+
+
+def test_native_reads_the_labels_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Otherwise the label comparisons here would compare upb's labels with themselves."""
+
+    def parse_again(*args: object) -> object:
+        raise AssertionError("the native counter parsed the labels with upb")
+
+    for name in ("first_series_labels", "_first_series_labels_rw1", "_first_series_labels_rw2"):
+        monkeypatch.setattr(remote_write, name, parse_again)
+    shape = Shape(series=3)
+    for build, protocol in ((rw1_request, Protocol.RW1), (rw2_request, Protocol.RW2)):
+        counts = count_decompressed(build(shape), protocol, Counter.NATIVE)
+        assert len(counts.first_series_labels) == shape.labels_per_series
+
+
+def test_first_series_mutations() -> None:
+    """Bodies mutated where the HA tracker looks; the tallies show the cases reach every outcome."""
+    tally: collections.Counter[str] = collections.Counter()
+    for seed in range(1500):
+        number, raw = Generator(random.Random(seed)).first_series_body()
+        result = assert_same(raw, Protocol.RW1 if number == 1 else Protocol.RW2)
+        if isinstance(result, str):
+            tally["refused"] += 1
+        else:
+            tally[f"RW{number} {'labels' if result.first_series_labels else 'no labels'}"] += 1
+    assert len(tally) == 5 and min(tally.values()) > 100, tally
+
+
+def label(*fields: Field) -> Field:
+    return Field(1, LEN, list(fields))
+
+
+NAME_A, VALUE_V = Field(1, LEN, b"a"), Field(2, LEN, b"v")
+
+
+def rw2_body(refs: list[Field], symbols: list[bytes], symbols_first: bool = True) -> bytes:
+    table = [Field(4, LEN, s) for s in symbols]
+    series = [Field(5, LEN, [*refs, Field(2, LEN, SAMPLE)]), Field(5, LEN, [Field(1, LEN, b"\x00\x00")])]
+    return encode(table + series if symbols_first else series + table)
+
+
+def packed(*refs: int) -> Field:
+    return Field(1, LEN, b"".join(varint(r) for r in refs))
+
+
+# The first series' labels, as upb reads them; each case runs on both counters.
+LABEL_RULES = [
+    ("RW1 no series", encode([Field(3, LEN, [Field(1, VARINT, 1)])]), Protocol.RW1, ()),
+    ("RW1 a series without labels", rw1_series(), Protocol.RW1, ()),
+    (
+        "RW1 only the first series",
+        encode([Field(1, LEN, [label(NAME_A, VALUE_V)]), Field(1, LEN, [label(Field(1, LEN, b"b"))])]),
+        Protocol.RW1,
+        (("a", "v"),),
+    ),
+    (
+        "RW1 wire order",
+        rw1_series(label(VALUE_V, NAME_A), label(Field(1, LEN, b"0"))),
+        Protocol.RW1,
+        (("a", "v"), ("0", "")),
+    ),
+    ("RW1 empty label", rw1_series(label()), Protocol.RW1, (("", ""),)),
+    ("RW1 second name wins", rw1_series(label(NAME_A, VALUE_V, Field(1, LEN, b"b"))), Protocol.RW1, (("b", "v"),)),
+    ("RW1 second value wins", rw1_series(label(Field(2, LEN, b"x"), NAME_A, VALUE_V)), Protocol.RW1, (("a", "v"),)),
+    ("RW1 name as a varint: skipped", rw1_series(label(NAME_A, Field(1, VARINT, 3))), Protocol.RW1, (("a", ""),)),
+    ("RW1 value as fixed32: skipped", rw1_series(label(NAME_A, Field(2, I32, 3))), Protocol.RW1, (("a", ""),)),
+    (
+        "RW1 unknown fields in a label",
+        rw1_series(label(Field(9, LEN, b"x"), NAME_A, Field(3, I64, 1), Field(7, SGROUP, []), VALUE_V)),
+        Protocol.RW1,
+        (("a", "v"),),
+    ),
+    ("RW1 groups 99 deep in a label", rw1_series(label(NAME_A, *nested_groups(99))), Protocol.RW1, (("a", ""),)),
+    ("RW1 groups 100 deep in a label", rw1_series(label(NAME_A, *nested_groups(100))), Protocol.RW1, ()),
+    ("RW1 field 0 in a label", rw1_series(label(NAME_A), label(Field(0, VARINT, 1))), Protocol.RW1, ()),
+    ("RW1 end-group in a label", rw1_series(label(NAME_A, Field(1, EGROUP, 0))), Protocol.RW1, ()),
+    ("RW1 name cut short", rw1_series(label(NAME_A), Field(1, LEN, b"\x0a\x05ab")), Protocol.RW1, ()),
+    ("RW1 wire type 7 in a label", rw1_series(Field(1, LEN, b"\x0f")), Protocol.RW1, ()),
+    (
+        "RW1 label as a group: skipped",
+        rw1_series(Field(1, SGROUP, [NAME_A]), label(VALUE_V)),
+        Protocol.RW1,
+        (("", "v"),),
+    ),
+    (
+        "RW1 not UTF-8",
+        rw1_series(label(Field(1, LEN, b"a\xff"), Field(2, LEN, b"\xc3"))),
+        Protocol.RW1,
+        (("a\ufffd", "\ufffd"),),
+    ),
+    ("RW2 no series", encode([Field(4, LEN, b"a")]), Protocol.RW2, ()),
+    ("RW2 packed", rw2_body([packed(0, 1, 1, 0)], [b"a", b"v"]), Protocol.RW2, (("a", "v"), ("v", "a"))),
+    ("RW2 symbols after the series", rw2_body([packed(0, 1)], [b"a", b"v"], False), Protocol.RW2, (("a", "v"),)),
+    (
+        "RW2 unpacked and in several runs",
+        rw2_body([Field(1, VARINT, 2), packed(1), Field(2, LEN, SAMPLE), packed(0, 2)], [b"a", b"v", b"x"]),
+        Protocol.RW2,
+        (("x", "v"), ("a", "x")),
+    ),
+    (
+        "RW2 a 33-bit ref keeps its low 32 bits",
+        rw2_body([packed(0, (1 << 32) + 1)], [b"a", b"v"]),
+        Protocol.RW2,
+        (("a", "v"),),
+    ),
+    ("RW2 empty symbols", rw2_body([packed(0, 1)], [b"", b""]), Protocol.RW2, (("", ""),)),
+    ("RW2 ref just past the table", rw2_body([packed(0, 2)], [b"a", b"v"]), Protocol.RW2, ()),
+    ("RW2 ref 2^32 - 1", rw2_body([packed(0, 2**32 - 1)], [b"a", b"v"]), Protocol.RW2, ()),
+    ("RW2 no symbols", rw2_body([packed(0, 0)], []), Protocol.RW2, ()),
+    ("RW2 odd refs", rw2_body([packed(0, 1, 0)], [b"a", b"v"]), Protocol.RW2, ()),
+    ("RW2 no refs", rw2_body([], [b"a", b"v"]), Protocol.RW2, ()),
+    ("RW2 not UTF-8", rw2_body([packed(0, 1)], [b"\xff", b"v"]), Protocol.RW2, (("\ufffd", "v"),)),
+]
+
+
+@pytest.mark.parametrize(("raw", "protocol", "labels"), [r[1:] for r in LABEL_RULES], ids=[r[0] for r in LABEL_RULES])
+def test_first_series_labels(raw: bytes, protocol: Protocol, labels: tuple[tuple[str, str], ...]) -> None:
+    counts = assert_same(raw, protocol)
+    assert isinstance(counts, WriteCounts)
+    assert counts.first_series_labels == labels
+
+
+def test_far_references_need_no_table_of_symbols() -> None:
+    """The walker resolves references in one scan of the symbols, with memory per reference: a
+    table of every symbol up to the highest reference would be 16 bytes per symbol here (32 MB)."""
+    symbols = 2_000_000
+    raw = b"\x22\x00" * (symbols - 1) + b"\x22\x01v" + encode([Field(5, LEN, [packed(0, symbols - 1)])])
+    tracemalloc.start()
+    try:
+        counts = count_decompressed(raw, Protocol.RW2, Counter.NATIVE)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert counts.first_series_labels == (("", "v"),)
+    assert peak < 1 << 20, peak

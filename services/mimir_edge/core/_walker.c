@@ -21,10 +21,19 @@
  *
  * The walker fills a `walk_result`, one field per kind of item, so that later additions (the
  * first series' HA labels, exemplars charged apart) are fields and arguments, not a new pass.
+ *
+ * The first series' labels (where Mimir's HA tracker looks) come with the counts, read as
+ * remote_write.py's upb twin reads them (`first_series_labels`): the pass notes where the first
+ * series is and how many symbols there are; afterwards only that series is read again, as upb
+ * parses it on its own with the SeriesLabels / SeriesLabelRefs views, and for 2.0 the symbols
+ * table is scanned once up to the highest reference. A label that does not parse, an odd number of
+ * references or one outside the symbols table gives no labels, never a refusal: labels are
+ * Mimir's to validate.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* upb's default: Python's protobuf passes no depth of its own. */
 #define DEPTH_LIMIT 100
@@ -38,12 +47,21 @@ typedef struct {
     uint64_t histogram_samples;
     uint64_t exemplars;
     uint64_t metadata;
+    uint64_t symbols;            /* 2.0: entries of the symbols table */
+    const uint8_t *first_series; /* the first series' length varint; NULL when there is none */
 } walk_result;
+
+/* One label as slices of the body; a field absent from the Label message is empty (proto3). */
+typedef struct {
+    const uint8_t *name, *value;
+    Py_ssize_t name_len, value_len;
+} label_slices;
 
 typedef struct {
     int depth;          /* nesting still allowed, as upb's decoder->depth */
     const char *error;  /* why the body is refused; NULL while it is fine */
     walk_result *out;
+    label_slices *label; /* filled by walk_label */
 } walker;
 
 typedef const uint8_t *(*message_fn)(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group);
@@ -292,7 +310,7 @@ static const uint8_t *walk_rw1_request(walker *w, const uint8_t *p, const uint8_
         if (p == NULL) return NULL;
         uint32_t number = tag >> 3;
         if (tag == ((1 << 3) | WT_LEN)) {
-            w->out->series++;
+            if (w->out->series++ == 0) w->out->first_series = p;
             p = walk_sub(w, p, end, walk_rw1_series);
         } else if (tag == ((3 << 3) | WT_LEN)) {
             w->out->metadata++;
@@ -413,9 +431,10 @@ static const uint8_t *walk_rw2_request(walker *w, const uint8_t *p, const uint8_
         if (p == NULL) return NULL;
         uint32_t number = tag >> 3;
         if (tag == ((4 << 3) | WT_LEN)) { /* symbols: bytes, not validated */
+            w->out->symbols++;
             p = read_length(w, p, end, &sub_end) == NULL ? NULL : sub_end;
         } else if (tag == ((5 << 3) | WT_LEN)) {
-            w->out->series++;
+            if (w->out->series++ == 0) w->out->first_series = p;
             p = walk_sub(w, p, end, walk_rw2_series);
         } else if ((tag & 7) == WT_EGROUP) {
             *end_group = number;
@@ -430,6 +449,244 @@ static const uint8_t *walk_rw2_request(walker *w, const uint8_t *p, const uint8_
     return p;
 }
 
+/* --- The first series' labels ------------------------------------------------------------------ */
+
+/* A `LabelBytes` message: name = 1 and value = 2 are singular bytes fields, so a repeated one
+ * replaces the earlier (upb, like every protobuf parser, keeps the last); either field with
+ * another wire type is an unknown field to upb, skipped like any other. */
+static const uint8_t *walk_label(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    label_slices *label = w->label;
+    label->name = label->value = p;
+    label->name_len = label->value_len = 0;
+    while (p < end) {
+        uint32_t tag;
+        const uint8_t *sub_end, *start;
+        p = read_tag(w, p, end, &tag);
+        if (p == NULL) return NULL;
+        if (tag == ((1 << 3) | WT_LEN) || tag == ((2 << 3) | WT_LEN)) {
+            start = read_length(w, p, end, &sub_end);
+            if (start == NULL) return NULL;
+            if ((tag >> 3) == 1) {
+                label->name = start;
+                label->name_len = sub_end - start;
+            } else {
+                label->value = start;
+                label->value_len = sub_end - start;
+            }
+            p = sub_end;
+        } else if ((tag & 7) == WT_EGROUP) {
+            *end_group = tag >> 3;
+            return p;
+        } else {
+            p = skip_field(w, p, end, tag);
+        }
+        if (p == NULL) return NULL;
+    }
+    return p;
+}
+
+/* (name, value) as str, decoded as remote_write._label_text decodes: UTF-8, errors replaced. */
+static PyObject *label_pair(const uint8_t *name, Py_ssize_t name_len, const uint8_t *value, Py_ssize_t value_len) {
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) return NULL;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)name, name_len, "replace");
+    if (text == NULL) goto failed;
+    PyTuple_SET_ITEM(pair, 0, text);
+    text = PyUnicode_DecodeUTF8((const char *)value, value_len, "replace");
+    if (text == NULL) goto failed;
+    PyTuple_SET_ITEM(pair, 1, text);
+    return pair;
+failed:
+    Py_DECREF(pair);
+    return NULL;
+}
+
+/* The content of the length-delimited field whose length varint is at `field`, already walked. */
+static const uint8_t *field_content(const uint8_t *field, const uint8_t *end, const uint8_t **content_end) {
+    walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
+    return read_length(&w, field, end, content_end);
+}
+
+/* 1.0: the series parsed on its own as `SeriesLabels` (so from the top depth, as upb parses
+ * shape.timeseries[0]); every field 1 of wire type 2 is one Label, in wire order. Returns a new
+ * tuple, empty when a label does not parse; NULL only with a Python exception (no memory). */
+static PyObject *rw1_first_labels(const uint8_t *p, const uint8_t *end) {
+    label_slices label;
+    walker w = {DEPTH_LIMIT, NULL, NULL, &label};
+    PyObject *labels = PyList_New(0);
+    if (labels == NULL) return NULL;
+    while (p < end && w.error == NULL) {
+        uint32_t tag;
+        p = read_tag(&w, p, end, &tag);
+        if (p == NULL) break;
+        if (tag == ((1 << 3) | WT_LEN)) {
+            p = walk_sub(&w, p, end, walk_label);
+            if (p == NULL) break;
+            PyObject *pair = label_pair(label.name, label.name_len, label.value, label.value_len);
+            if (pair == NULL || PyList_Append(labels, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_DECREF(labels);
+                return NULL;
+            }
+            Py_DECREF(pair);
+        } else if ((tag & 7) == WT_EGROUP) {
+            fail(&w, "end-group tag outside a group");
+        } else {
+            p = skip_field(&w, p, end, tag);
+            if (p == NULL) break;
+        }
+    }
+    PyObject *result = w.error == NULL ? PyList_AsTuple(labels) : PyTuple_New(0);
+    Py_DECREF(labels);
+    return result;
+}
+
+/* 2.0: the references of one series (field 1, packed or not, in any number of runs), one at a
+ * time, truncated to 32 bits as upb stores a uint32. */
+typedef struct {
+    walker w;
+    const uint8_t *p, *end;            /* the series' fields still to read */
+    const uint8_t *packed, *packed_end; /* the rest of the current packed run */
+} ref_reader;
+
+/* 1 with *ref set, 0 after the last reference, -1 when the series does not parse. */
+static int next_ref(ref_reader *r, uint32_t *ref) {
+    uint64_t value;
+    for (;;) {
+        if (r->packed < r->packed_end) {
+            r->packed = read_varint(&r->w, r->packed, r->packed_end, &value);
+            if (r->packed == NULL) return -1;
+            *ref = (uint32_t)value;
+            return 1;
+        }
+        if (r->p >= r->end) return 0;
+        uint32_t tag;
+        r->p = read_tag(&r->w, r->p, r->end, &tag);
+        if (r->p == NULL) return -1;
+        if (tag == ((1 << 3) | WT_VARINT)) {
+            r->p = read_varint(&r->w, r->p, r->end, &value);
+            if (r->p == NULL) return -1;
+            *ref = (uint32_t)value;
+            return 1;
+        }
+        if (tag == ((1 << 3) | WT_LEN)) {
+            r->packed = read_length(&r->w, r->p, r->end, &r->packed_end);
+            if (r->packed == NULL) return -1;
+            r->p = r->packed_end;
+        } else if ((tag & 7) == WT_EGROUP) {
+            return -1;
+        } else {
+            r->p = skip_field(&r->w, r->p, r->end, tag);
+            if (r->p == NULL) return -1;
+        }
+    }
+}
+
+static void ref_reader_init(ref_reader *r, const uint8_t *p, const uint8_t *end) {
+    walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
+    r->w = w;
+    r->p = p;
+    r->end = end;
+    r->packed = r->packed_end = NULL;
+}
+
+typedef struct {
+    const uint8_t *text;
+    Py_ssize_t len;
+} symbol_slice;
+
+/* One reference of the series: the symbol it names and where it stands in the series. */
+typedef struct {
+    uint32_t ref, at;
+} wanted_ref;
+
+static int by_ref(const void *a, const void *b) {
+    uint32_t x = ((const wanted_ref *)a)->ref, y = ((const wanted_ref *)b)->ref;
+    return (x > y) - (x < y);
+}
+
+/* Resolves `count` references sorted by symbol (symbols[at] = the symbol `ref` names) in one scan of
+ * the request's symbols (field 4 at its top level, in wire order, before or after the series),
+ * stopping at the highest. 0, or -1 when the request has fewer symbols or does not parse. */
+static int resolve_symbols(const uint8_t *p, const uint8_t *end, const wanted_ref *wanted, uint64_t count,
+                           symbol_slice *symbols) {
+    walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
+    uint64_t index = 0, done = 0;
+    while (p < end && done < count) {
+        uint32_t tag;
+        const uint8_t *sub_end, *start;
+        p = read_tag(&w, p, end, &tag);
+        if (p == NULL) return -1;
+        if (tag == ((4 << 3) | WT_LEN)) {
+            start = read_length(&w, p, end, &sub_end);
+            if (start == NULL) return -1;
+            for (; done < count && wanted[done].ref == index; done++) {
+                symbols[wanted[done].at].text = start;
+                symbols[wanted[done].at].len = sub_end - start;
+            }
+            index++;
+            p = sub_end;
+        } else if ((tag & 7) == WT_EGROUP) {
+            return -1;
+        } else {
+            p = skip_field(&w, p, end, tag);
+            if (p == NULL) return -1;
+        }
+    }
+    return done == count ? 0 : -1;
+}
+
+/* 2.0: the series parsed on its own as `SeriesLabelRefs`, its references resolved through the
+ * request's `symbols` entries. Same contract as rw1_first_labels. The scratch memory is per
+ * reference of the first series (less than the labels returned), never per symbol: a huge
+ * symbols table costs one scan up to the highest reference, no allocation. */
+static PyObject *rw2_first_labels(const uint8_t *request, const uint8_t *request_end, const uint8_t *p,
+                                  const uint8_t *end, uint64_t symbols) {
+    ref_reader r;
+    uint32_t ref, highest = 0;
+    uint64_t refs = 0;
+    int more;
+    ref_reader_init(&r, p, end);
+    while ((more = next_ref(&r, &ref)) == 1) {
+        refs++;
+        if (ref > highest) highest = ref;
+    }
+    if (more < 0 || refs == 0 || refs % 2 || highest >= symbols) return PyTuple_New(0);
+    PyObject *labels = NULL;
+    wanted_ref *wanted = PyMem_New(wanted_ref, (size_t)refs);
+    symbol_slice *resolved = PyMem_New(symbol_slice, (size_t)refs);
+    if (wanted == NULL || resolved == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* The same bytes read a second time: they parsed the first. */
+    ref_reader_init(&r, p, end);
+    for (uint64_t i = 0; i < refs; i++) {
+        next_ref(&r, &wanted[i].ref);
+        wanted[i].at = (uint32_t)i; /* a series is under 2 GiB: fewer references than 2^31 */
+    }
+    qsort(wanted, (size_t)refs, sizeof *wanted, by_ref);
+    if (resolve_symbols(request, request_end, wanted, refs, resolved) < 0) {
+        labels = PyTuple_New(0);
+        goto done;
+    }
+    labels = PyTuple_New((Py_ssize_t)(refs / 2));
+    if (labels == NULL) goto done;
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)(refs / 2); i++) {
+        const symbol_slice *name = &resolved[2 * i], *value = &resolved[2 * i + 1];
+        PyObject *pair = label_pair(name->text, name->len, value->text, value->len);
+        if (pair == NULL) {
+            Py_CLEAR(labels);
+            goto done;
+        }
+        PyTuple_SET_ITEM(labels, i, pair);
+    }
+done:
+    PyMem_Free(wanted);
+    PyMem_Free(resolved);
+    return labels;
+}
+
 /* --- Python ------------------------------------------------------------------------------------ */
 
 static PyObject *walker_count(PyObject *module, PyObject *args) {
@@ -441,8 +698,8 @@ static PyObject *walker_count(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "protocol must be 1 or 2");
         return NULL;
     }
-    walk_result out = {0, 0, 0, 0, 0};
-    walker w = {DEPTH_LIMIT, NULL, &out};
+    walk_result out = {0, 0, 0, 0, 0, 0, NULL};
+    walker w = {DEPTH_LIMIT, NULL, &out, NULL};
     const uint8_t *start = (const uint8_t *)view.buf;
     const uint8_t *end = start + view.len;
     uint32_t end_group = NO_GROUP;
@@ -451,21 +708,37 @@ static PyObject *walker_count(PyObject *module, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     p = (protocol == 1 ? walk_rw1_request : walk_rw2_request)(&w, start, end, &end_group);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
     if (p != NULL && end_group != NO_GROUP) fail(&w, "end-group tag outside a group");
     if (w.error != NULL) {
+        PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, w.error);
         return NULL;
     }
-    return Py_BuildValue("(KKKKK)", (unsigned long long)out.series, (unsigned long long)out.float_samples,
+    PyObject *labels;
+    if (out.first_series == NULL) {
+        labels = PyTuple_New(0);
+    } else {
+        const uint8_t *series_end = NULL;
+        /* It parsed in the pass; checked again rather than assumed. */
+        const uint8_t *series = field_content(out.first_series, end, &series_end);
+        if (series == NULL)
+            labels = PyTuple_New(0);
+        else
+            labels = protocol == 1 ? rw1_first_labels(series, series_end)
+                                   : rw2_first_labels(start, end, series, series_end, out.symbols);
+    }
+    PyBuffer_Release(&view);
+    if (labels == NULL) return NULL;
+    return Py_BuildValue("(KKKKKN)", (unsigned long long)out.series, (unsigned long long)out.float_samples,
                          (unsigned long long)out.histogram_samples, (unsigned long long)out.exemplars,
-                         (unsigned long long)out.metadata);
+                         (unsigned long long)out.metadata, labels);
 }
 
 static PyMethodDef walker_methods[] = {
     {"count", walker_count, METH_VARARGS,
-     "count(body, protocol) -> (series, float_samples, histogram_samples, exemplars, metadata).\n"
-     "protocol is 1 or 2; raises ValueError saying why a body is refused."},
+     "count(body, protocol) -> (series, float_samples, histogram_samples, exemplars, metadata, labels).\n"
+     "protocol is 1 or 2; labels are the first series' (name, value) str pairs, () when it has none or\n"
+     "they do not parse; raises ValueError saying why a body is refused."},
     {NULL, NULL, 0, NULL},
 };
 

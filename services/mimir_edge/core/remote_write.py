@@ -1,11 +1,13 @@
 """Counting a Prometheus remote_write body: bytes and content headers in, counts out.
 
 The body is snappy *block* format of `prometheus.WriteRequest` (Remote Write 1.0) or
-`io.prometheus.write.v2.Request` (2.0). Two counters give the same counts and refuse the same
-bodies (tests/unit/test_counting_differential.py runs both on generated and mutated bodies):
+`io.prometheus.write.v2.Request` (2.0). Two counters give the same counts, the same first-series
+labels (the HA tracker's) and refuse the same bodies (tests/unit/test_counting_differential.py
+runs both on generated and mutated bodies):
 
-* `native`: the compiled walker `_walker.c`, one pass over the bytes, no allocation, built by
-  the install when a C compiler is there (tools/build_walker.py, hatch_build.py);
+* `native`: the compiled walker `_walker.c`, one pass over the bytes, no allocation per series,
+  the first series' labels read in C from where the pass found it; built by the install when a
+  C compiler is there (tools/build_walker.py, hatch_build.py);
 * `upb`: the plain twin, always present: parses the protobuf twice with the counting-only views of
   `protos/mimir_edge/proto/counting.proto`; upb walks and validates every nested message in C, and
   Python never builds one object per series.
@@ -212,16 +214,18 @@ def _count_native(raw: bytes | memoryview, protocol: Protocol) -> WriteCounts:
     if _walker is None:
         raise RuntimeError("the native counter was not built")
     try:
-        series, floats, histograms, exemplars, metadata = _walker.count(raw, 1 if protocol is Protocol.RW1 else 2)
+        series, floats, histograms, exemplars, metadata, labels = _walker.count(
+            raw, 1 if protocol is Protocol.RW1 else 2
+        )
     except ValueError as exc:
         raise InvalidBody(f"not a valid {protocol.value}: {exc}") from None
-    labels = first_series_labels(raw, protocol) if series else ()
     return WriteCounts(protocol, series, floats, histograms, exemplars, metadata, len(raw), labels)
 
 
 def first_series_labels(raw: bytes | memoryview, protocol: Protocol) -> Labels:
     """The first series' labels of a body already known to be well formed (RW2: resolved through
-    the symbols table), with the counting views."""
+    the symbols table), with the counting views: what the upb counter computes, and the reference
+    for the walker's own labels (which `_count_native` returns without parsing again)."""
     if protocol is Protocol.RW1:
         shape = counting_pb2.WriteRequestShape.FromString(raw)
         return _first_series_labels_rw1(shape.timeseries[0]) if shape.timeseries else ()
