@@ -201,9 +201,11 @@ def test_make_demo_shows_the_product_working_and_ctrl_c_leaves_nothing(make_demo
     assert reply.status in (200, 204)
 
     os.killpg(stack.popen.pid, signal.SIGINT)  # what Ctrl-C sends: to the foreground process group
-    # make waits for `mimir-edge up` to finish stopping, then dies of the SIGINT itself, as in a
-    # terminal; had `mimir-edge up` failed, make would add an error line after up's last words.
-    assert stack.popen.wait(60) == -signal.SIGINT
+    # make waits for `mimir-edge up` to finish stopping, then usually dies of the SIGINT itself, as
+    # in a terminal; on a loaded machine it was seen to exit 0 instead (its child had already
+    # exited cleanly). Either is a clean stop; had `mimir-edge up` failed, make would exit 2 and add
+    # an error line after up's last words, which the checks below refuse.
+    assert stack.popen.wait(60) in (0, -signal.SIGINT)
     stack.reader.join(timeout=10)
     assert stack.lines[-2:] == ["stopping ...", "stopped; no process left behind"], stack.output[-2000:]
     assert "Traceback" not in stack.output
