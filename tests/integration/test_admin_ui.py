@@ -256,5 +256,6 @@ def test_tenant_page_shows_what_a_write_is_charged_and_the_ha_clusters(
     assert ui.text('[data-testid="charging-accept_ha_samples"]') == "true"
     assert ui.text('[data-testid="charging-ha_max_clusters"]') == "5"
     assert ui.text('[data-testid="charging-max_global_exemplars_per_user"]') == "0"
+    assert ui.text('[data-testid="charging-otel_native_delta_ingestion"]') == "false"
     ui.shot(shots / "tenant-ha.png")
     assert ui.errors == [], f"console errors: {ui.errors}"

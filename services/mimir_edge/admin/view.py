@@ -58,6 +58,8 @@ CHARGING_FIELDS = (
     "ha_max_clusters",
     "ha_tracker_failover_timeout",
     "max_global_exemplars_per_user",
+    "otel_convert_histograms_to_nhcb",
+    "otel_native_delta_ingestion",
 )
 TOP_TENANTS = 10
 SORT_KEYS = ("tenant", "items_per_s", "requests_per_s", "utilisation", "denied_requests", "ingestion_rate")

@@ -667,6 +667,8 @@ const CHARGING_HELP = {
   ha_max_clusters: 'new clusters beyond this are refused with 400 (0 = no limit)',
   ha_tracker_failover_timeout: 'seconds of silence from the elected replica before another is elected',
   max_global_exemplars_per_user: 'exemplars are charged only when this is above 0',
+  otel_convert_histograms_to_nhcb: 'OTLP classic histograms charged as one native histogram sample per point',
+  otel_native_delta_ingestion: 'OTLP delta sums and histograms charged (refused, so free, without it)',
 };
 
 function chargingTable(d) {
