@@ -161,11 +161,6 @@ async def serve(settings: RlsSettings) -> int:
         ),
         on_request=lambda method, code: metrics.admin_requests.labels(method, str(code)).inc(),
     )
-    admin_host, admin_port = parse_host_port(settings.admin_addr)
-    try:
-        admin_server = admin.serve(admin_host, admin_port, api)
-    except OSError as exc:
-        raise StartupError(f"cannot listen on ADMIN_ADDR {settings.admin_addr}: {exc.strerror}") from None
     await server.start()
     http_authz = HttpAuthzServer(
         enforcer, metrics, max_body_bytes=settings.max_request_bytes, serving=lambda: ready["serving"]
@@ -175,6 +170,13 @@ async def serve(settings: RlsSettings) -> int:
             await http_authz.start(*parse_host_port(settings.authz_http_addr))
         except OSError as exc:
             raise StartupError(f"cannot listen on AUTHZ_HTTP_ADDR {settings.authz_http_addr}: {exc.strerror}") from None
+    # The admin port opens last: once it answers, every port of the process is bound (what
+    # "started" means to the local stack and the tests).
+    admin_host, admin_port = parse_host_port(settings.admin_addr)
+    try:
+        admin_server = admin.serve(admin_host, admin_port, api)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on ADMIN_ADDR {settings.admin_addr}: {exc.strerror}") from None
     # Everything alive now (modules, grpc, protobuf, prometheus: ~54k objects) lives as long as the
     # process: a full collection that walks them pauses the decision loop ~20 ms. Frozen, the
     # collector only looks at what the requests allocate.
