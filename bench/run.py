@@ -39,6 +39,10 @@ BENCHMARKS = {
         "Cost growth: decisions/s and Redis memory, 10 to 100,000 tenants",
         "asyncio tasks in the store's own process",
     ),
+    "rls_memory": (
+        "RLS memory: peak RSS by the bodies it holds",
+        "asyncio connections straight to the RLS's ext_authz HTTP port, one fresh process per row",
+    ),
     "soak": ("Soak: memory and file descriptors over 15 minutes", "two bench/loadgen.py processes, open loop"),
 }
 
