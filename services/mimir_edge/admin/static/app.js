@@ -723,18 +723,17 @@ function totalsBlock(totals, windowS) {
 
 const PROTOCOLS = [['remote_write', 'remote_write'], ['otlp', 'OTLP']];
 
-/** Requests and items per write protocol, as the RLS recorded them: admitted (allowed) and denied. */
+/** Requests and items per write protocol as the RLS recorded them, and how many of each were denied. */
 function protocolTable(byProtocol) {
   const rows = PROTOCOLS.map(([key, label]) => {
     const p = byProtocol[key] || {}, rq = p.requests || {}, it = p.items || {};
     const cell = (v, name) => h('td', { class: 'num mono', title: fmtNum(v), 'data-testid': `protocol-${key}-${name}` }, exact(v));
     return h('tr', { 'data-testid': `protocol-${key}` }, h('td', {}, label),
-      cell(rq.total, 'requests'), cell(rq.allowed, 'requests-allowed'), cell(rq.denied, 'requests-denied'),
-      cell(it.total, 'items'), cell(it.allowed, 'items-allowed'), cell(it.denied, 'items-denied'));
+      cell(rq.total, 'requests'), cell(rq.denied, 'requests-denied'), cell(it.total, 'items'), cell(it.denied, 'items-denied'));
   });
   return table({ 'data-testid': 'tenant-protocols' }, [{ label: 'Protocol' }, { label: 'Requests', num: true },
-    { label: 'allowed', num: true }, { label: 'denied', num: true }, { label: 'Items', num: true },
-    { label: 'allowed', num: true }, { label: 'denied', num: true }], rows, '');
+    { label: 'denied', num: true, title: 'requests denied (429)' }, { label: 'Items', num: true },
+    { label: 'denied', num: true, title: 'items in denied requests' }], rows, '');
 }
 
 function fillMeter(tokens, capacity) {
