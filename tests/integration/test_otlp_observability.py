@@ -160,6 +160,21 @@ async def test_grpc_check_and_should_rate_limit_name_the_protocol(rls: RlsProces
             request = rls_pb.RateLimitRequest(domain=RATELIMIT_DOMAIN, descriptors=descriptors(n))
             reply = await stub.ShouldRateLimit(request)
             codes.append(reply.overall_code)
+        unknown_before = metric_samples(rls.metrics_url)[("rls_unknown_descriptors_total", ())]
+        # A protocol the RLS does not know, or another second entry: not a tenant descriptor.
+        odd = [
+            descriptor_pb2.RateLimitDescriptor(
+                entries=[
+                    descriptor_pb2.RateLimitDescriptor.Entry(key=TENANT_DESCRIPTOR_KEY, value=tenant),
+                    descriptor_pb2.RateLimitDescriptor.Entry(key=key, value=value),
+                ]
+            )
+            for key, value in ((PROTOCOL_DESCRIPTOR_KEY, "carrier-pigeon"), ("path", "/otlp/v1/metrics"))
+        ]
+        reply = await stub.ShouldRateLimit(rls_pb.RateLimitRequest(domain=RATELIMIT_DOMAIN, descriptors=odd))
+        assert [s.code for s in reply.statuses] == [rls_pb.RateLimitResponse.OK] * 2
+        unknown_after = metric_samples(rls.metrics_url)[("rls_unknown_descriptors_total", ())]
+        assert unknown_after - unknown_before == 2
     assert codes == [rls_pb.RateLimitResponse.OK, rls_pb.RateLimitResponse.OVER_LIMIT]
     # The counting Check records nothing itself: one request, one decision, under OTLP.
     assert delta(by_protocol(rls), before) == {
