@@ -43,6 +43,29 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]], str]]]] = [
                 "timeseries",
             ),
             (
+                "Items/s by protocol and outcome",
+                "short",
+                [
+                    (
+                        'sum by (protocol, decision) (rate(rls_items_total{job=~"$job"}[$__rate_interval]))',
+                        "{{protocol}} {{decision}}",
+                    )
+                ],
+                "timeseries",
+            ),
+            (
+                "Not allowed by protocol",
+                "reqps",
+                [
+                    (
+                        'sum by (protocol) (rate(rls_decisions_total{job=~"$job",decision!="allowed"}'
+                        "[$__rate_interval]))",
+                        "{{protocol}}",
+                    )
+                ],
+                "timeseries",
+            ),
+            (
                 "Not allowed by reason",
                 "reqps",
                 [

@@ -40,11 +40,16 @@ METADATA_NAMESPACE = "envoy.filters.http.ext_authz"
 METADATA_HITS = "hits"
 METADATA_SERIES = "series"
 METADATA_TENANT = "tenant"
+#: The write's protocol (remote_write or otlp), for the rate limit filter's descriptor.
+METADATA_PROTOCOL = "protocol"
 
 # The rate limit filter (`charge=ratelimit`).
 RATELIMIT_DOMAIN = "mimir-edge"
 #: The one descriptor entry the RLS knows: `[(TENANT_DESCRIPTOR_KEY, tenant)]`.
 TENANT_DESCRIPTOR_KEY = "tenant"
+#: Optional second entry `(PROTOCOL_DESCRIPTOR_KEY, "remote_write" | "otlp")`, taken from
+#: METADATA_PROTOCOL: only labels the decision (metrics, admin stats); both share one budget.
+PROTOCOL_DESCRIPTOR_KEY = "protocol"
 #: Set by the generated Envoy config (`check_settings.context_extensions`) when the rate limit
 #: filter charges the buckets: Check then only counts, so each request is charged once.
 CHARGE_EXTENSION = "mimir_edge_charge"

@@ -14,7 +14,7 @@ from mimir_edge.admin.view import FleetView
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.limits import MIMIR_DEFAULTS
 from mimir_edge.core.token_bucket import BucketLimits
-from mimir_edge.core.verdict import Cause, Outcome
+from mimir_edge.core.verdict import Cause, Outcome, WriteProtocol
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.store.client import Redis, RedisConfig, connect, connect_sync
 
@@ -54,12 +54,43 @@ async def test_two_recorders_add_up_whichever_topology(redis: Redis, redis_confi
     assert rows[busy]["window"]["would_deny_requests"] == 6
 
 
+async def test_counts_are_split_by_protocol_for_the_tenant_and_the_fleet(
+    redis: Redis, redis_config: RedisConfig
+) -> None:
+    t = tenant()
+    one = StatsRecorder(redis, replica_id="one")
+    two = StatsRecorder(redis, replica_id="two")
+    for _ in range(3):
+        one.record(t, Outcome.ALLOWED, Cause.ALLOWED, 10, protocol=WriteProtocol.OTLP)
+    two.record(t, Outcome.DENIED, Cause.INGESTION_RATE, 7, protocol=WriteProtocol.OTLP)
+    two.record(t, Outcome.ALLOWED, Cause.ALLOWED, 5, protocol=WriteProtocol.REMOTE_WRITE)
+    one.record(None, Outcome.REJECTED, Cause.MISSING_TENANT, 0, protocol=WriteProtocol.OTLP)
+    view = FleetView(connect_sync(redis_config), cluster=bool(redis_config.cluster_nodes))
+    fleet_before = view.overview(600, "test")["totals"]["by_protocol"]
+    await one.flush()
+    await two.flush()
+
+    split = view.tenant(t, 600)["totals"]["by_protocol"]
+    assert (split["otlp"]["requests"]["allowed"], split["otlp"]["requests"]["denied"]) == (3, 1)
+    assert (split["otlp"]["items"]["allowed"], split["otlp"]["items"]["denied"], split["otlp"]["items"]["total"]) == (
+        30,
+        7,
+        37,
+    )
+    assert (split["remote_write"]["requests"]["total"], split["remote_write"]["items"]["allowed"]) == (1, 5)
+    fleet = view.overview(600, "test")["totals"]["by_protocol"]
+    # Other tests share this Redis: the fleet moved by exactly what these recorders added.
+    assert fleet["otlp"]["requests"]["total"] - fleet_before["otlp"]["requests"]["total"] == 5
+    assert fleet["otlp"]["requests"]["rejected"] - fleet_before["otlp"]["requests"]["rejected"] == 1
+    assert fleet["remote_write"]["items"]["total"] - fleet_before["remote_write"]["items"]["total"] == 5
+
+
 async def test_flush_during_an_outage_keeps_the_counts(redis_server: RedisServer) -> None:
     redis_config = RedisConfig(url=redis_server.url, timeout_s=30.0)
     t = tenant()
     dead = connect(RedisConfig(url="redis://127.0.0.1:1/0", timeout_s=0.2))
     recorder = StatsRecorder(dead, replica_id="r")
-    recorder.record(t, Outcome.ALLOWED, Cause.ALLOWED, 10)
+    recorder.record(t, Outcome.ALLOWED, Cause.ALLOWED, 10, protocol=WriteProtocol.OTLP)
     with pytest.raises(StoreUnavailable):
         await recorder.flush()
     recorder.record(t, Outcome.ALLOWED, Cause.ALLOWED, 10)
@@ -69,7 +100,13 @@ async def test_flush_during_an_outage_keeps_the_counts(redis_server: RedisServer
     await recorder.flush()
     await live.aclose()
     view = FleetView(connect_sync(redis_config), cluster=False)
-    assert view.tenant(t, 600)["totals"]["items"]["allowed"] == 20
+    totals = view.tenant(t, 600)["totals"]
+    assert totals["items"]["allowed"] == 20
+    # Kept through the failed flush under the protocol it came in over.
+    assert (
+        totals["by_protocol"]["otlp"]["items"]["allowed"],
+        totals["by_protocol"]["remote_write"]["items"]["allowed"],
+    ) == (10, 10)
     assert recorder.flush_errors == 1
 
 

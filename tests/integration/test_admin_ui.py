@@ -17,6 +17,8 @@ from mimir_edge.core.limits import TenantLimits
 
 from tests.admin_fleet import TOKEN, Fleet, api
 from tests.integration.test_admin_api import check
+from tests.integration.test_otlp_charging import PROTOBUF, REQUESTS, post
+from tests.otlp_requests import mimir_charge
 from tests.waiting import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -258,4 +260,40 @@ def test_tenant_page_shows_what_a_write_is_charged_and_the_ha_clusters(
     assert ui.text('[data-testid="charging-max_global_exemplars_per_user"]') == "0"
     assert ui.text('[data-testid="charging-otel_native_delta_ingestion"]') == "false"
     ui.shot(shots / "tenant-ha.png")
+    assert ui.errors == [], f"console errors: {ui.errors}"
+
+
+def test_tenant_page_shows_requests_and_items_by_protocol(fleet: Fleet, browser: object, shots: Path) -> None:
+    """remote_write through Envoy, OTLP straight to a replica's HTTP Check (as Envoy sends it):
+    the tenant page splits what the RLS recorded by protocol."""
+    tenant = f"proto-{uuid.uuid4().hex[:6]}"
+    req = REQUESTS["identifying-only-resource"]
+    n = mimir_charge(req)
+    # Room for 3 remote_write requests of 20 and 2 OTLP writes; the third OTLP write is denied.
+    fleet.set_limits(tenant, TenantLimits(ingestion_rate=0.0001, ingestion_burst_size=60 + 2 * n))
+    fleet.push(tenant, 20, 3)
+    otlp = [
+        post(fleet.replicas[i % 2], tenant, req.SerializeToString(), {"content-type": PROTOBUF})[0] for i in range(3)
+    ]
+    assert otlp == [200, 200, 429]
+
+    def flushed() -> dict[str, Any] | None:
+        detail = api(fleet.replicas[1].admin_url, f"/api/tenants/{tenant}")[1]
+        return detail if detail["totals"]["requests"]["total"] == 6 else None
+
+    wait_for(flushed, what="the tenant's statistics flushed to Redis")
+    ui = Page(browser, fleet.replicas[0].admin_url)
+    ui.open(f"/tenants/{tenant}", "tenant")
+    ui.wait_text('[data-testid="protocol-otlp-requests"]', "3")
+    expected = {
+        "protocol-otlp-requests-denied": "1",
+        "protocol-otlp-items": str(3 * n),
+        "protocol-otlp-items-denied": str(n),
+        "protocol-remote_write-requests": "3",
+        "protocol-remote_write-requests-denied": "0",
+        "protocol-remote_write-items": "60",
+        "protocol-remote_write-items-denied": "0",
+    }
+    assert {testid: ui.text(f'[data-testid="{testid}"]') for testid in expected} == expected
+    ui.shot(shots / "tenant-protocols.png")
     assert ui.errors == [], f"console errors: {ui.errors}"

@@ -202,7 +202,8 @@ def test_metrics_count_what_was_sent(enforcing, redis_server: RedisServer) -> No
     assert samples[("rls_tenant_requests_total", (("decision", "denied"), ("tenant", tenant)))] == 3
     assert samples[("rls_tenant_items_total", (("decision", "allowed"), ("tenant", tenant)))] == 200
     assert samples[("rls_tenant_items_total", (("decision", "denied"), ("tenant", tenant)))] == 300
-    assert samples[("rls_decisions_total", (("decision", "denied"), ("reason", "ingestion_rate")))] >= 3
+    denied = (("decision", "denied"), ("protocol", "remote_write"), ("reason", "ingestion_rate"))
+    assert samples[("rls_decisions_total", denied)] >= 3
     assert samples[("rls_check_duration_seconds_count", ())] >= 5
     assert samples[("rls_body_parse_duration_seconds_count", ())] >= 5
     assert samples[("rls_redis_duration_seconds_count", ())] >= 5
@@ -254,7 +255,10 @@ def test_redis_stopped_follows_the_failure_mode(  # type: ignore[no-untyped-def]
         reason = "failure_allowed" if expected == 200 else "failure_denied"
         assert (
             metric_samples(rls.metrics_url)[
-                ("rls_decisions_total", (("decision", reason), ("reason", "store_unavailable")))
+                (
+                    "rls_decisions_total",
+                    (("decision", reason), ("protocol", "remote_write"), ("reason", "store_unavailable")),
+                )
             ]
             == 6
         )

@@ -8,9 +8,11 @@ replica swaps the dict and adds it into time buckets in Redis with one pipeline:
 
 at two resolutions, 10 s buckets kept for 1 h and 5 min buckets kept for 24 h. Counters are
 `r.{outcome}` (requests), `i.{outcome}` (items) and `c.{cause}` (requests not simply allowed,
-by reason). Memory is bounded: at most `max_tenants` tenants per replica and flush get their
-own fields, the rest are added up as `__other__`. Whichever replica serves the admin API reads
-the same keys, so every replica shows the whole fleet.
+by reason), over both write protocols; `p.{protocol}.r.{outcome}` and `p.{protocol}.i.{outcome}`
+split the same requests and items by protocol (remote_write, otlp). Memory is bounded: at most
+`max_tenants` tenants per replica and flush get their own fields, the rest are added up as
+`__other__`. Whichever replica serves the admin API reads the same keys, so every replica shows
+the whole fleet.
 
 The latest details of each (tenant, reason) denial go to `mee:denials` (a hash, last writer
 wins) indexed by `mee:denials:index` (a sorted set by last time, trimmed).
@@ -30,7 +32,7 @@ import structlog
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.schema import PREFIX
 from mimir_edge.core.token_bucket import BucketLimits
-from mimir_edge.core.verdict import Cause, Outcome
+from mimir_edge.core.verdict import Cause, Outcome, WriteProtocol
 from mimir_edge.store.client import Redis, as_text, translated_errors
 
 log = structlog.get_logger("rls.stats")
@@ -93,12 +95,22 @@ def cause_counter(cause: Cause) -> str:
     return f"c.{cause.value}"
 
 
+def protocol_counter(protocol: WriteProtocol, counter: str) -> str:
+    """The share of `counter` (a request or item counter) that came in over `protocol`."""
+    return f"p.{protocol.value}.{counter}"
+
+
 #: Every counter a tenant can have, for HMGET of one tenant's fields.
 ALL_COUNTERS = (
     *(request_counter(o) for o in Outcome),
     *(item_counter(o) for o in Outcome),
     *(cause_counter(c) for c in Cause),
+    *(protocol_counter(p, request_counter(o)) for p in WriteProtocol for o in Outcome),
+    *(protocol_counter(p, item_counter(o)) for p in WriteProtocol for o in Outcome),
 )
+
+#: What one flush adds up: (tenant, outcome, cause, protocol) → [requests, items].
+_Pending = dict[tuple[str, Outcome, Cause, WriteProtocol], list[int]]
 
 
 @dataclass(slots=True)
@@ -128,18 +140,24 @@ class StatsRecorder:
         self._replica_id = replica_id
         self._max_tenants = max_tenants
         self._flush_s = flush_s
-        #: (tenant, outcome, cause) → [requests, items]
-        self._pending: dict[tuple[str, Outcome, Cause], list[int]] = {}
+        self._pending: _Pending = {}
         self._tenants: set[str] = set()
         self._denials: dict[tuple[str, Cause], _Denial] = {}
         self.flushes = 0
         self.flush_errors = 0
 
     def record(
-        self, tenant: str | None, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None = None
+        self,
+        tenant: str | None,
+        outcome: Outcome,
+        cause: Cause,
+        items: int,
+        limits: BucketLimits | None = None,
+        *,
+        protocol: WriteProtocol = WriteProtocol.REMOTE_WRITE,
     ) -> None:
         name = self._admit(tenant or FLEET)
-        key = (name, outcome, cause)
+        key = (name, outcome, cause, protocol)
         counts = self._pending.get(key)
         if counts is None:
             self._pending[key] = counts = [0, 0]
@@ -159,7 +177,7 @@ class StatsRecorder:
     @property
     def pending_tenants(self) -> int:
         """Tenants with counts waiting for a flush: at most `max_tenants`, and __other__."""
-        return len({tenant for tenant, _, _ in self._pending})
+        return len({key[0] for key in self._pending})
 
     def _note_denial(
         self, tenant: str, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None
@@ -260,39 +278,41 @@ class StatsRecorder:
             if dropped:
                 await self._redis.hdel(DENIALS_KEY, *dropped)
 
-    def _merge_back(
-        self, pending: Mapping[tuple[str, Outcome, Cause], list[int]], denials: Mapping[tuple[str, Cause], _Denial]
-    ) -> None:
+    def _merge_back(self, pending: _Pending, denials: Mapping[tuple[str, Cause], _Denial]) -> None:
         # Through the same cap as new counts: each flush admits `max_tenants` fresh tenants, so
         # merging back uncapped would grow by that much per failed flush for as long as Redis is
         # away, under a client sending random tenant ids. Past the cap, counts go to __other__.
-        for (tenant, outcome, cause), (requests, items) in pending.items():
-            counts = self._pending.setdefault((self._admit(tenant), outcome, cause), [0, 0])
+        for (tenant, outcome, cause, protocol), (requests, items) in pending.items():
+            counts = self._pending.setdefault((self._admit(tenant), outcome, cause, protocol), [0, 0])
             counts[0] += requests
             counts[1] += items
         for (tenant, cause), denial in denials.items():
             self._denials.setdefault((self._admit(tenant), cause), denial)
 
 
-def _fleet_counters(pending: Mapping[tuple[str, Outcome, Cause], list[int]]) -> dict[str, int]:
+def _fleet_counters(pending: _Pending) -> dict[str, int]:
     totals: dict[str, int] = {}
-    for (_, outcome, cause), (requests, items) in pending.items():
-        _add_counters(totals, outcome, cause, requests, items)
+    for (_, outcome, cause, protocol), (requests, items) in pending.items():
+        _add_counters(totals, outcome, cause, protocol, requests, items)
     return totals
 
 
-def _tenant_counters(pending: Mapping[tuple[str, Outcome, Cause], list[int]]) -> dict[tuple[str, str], int]:
+def _tenant_counters(pending: _Pending) -> dict[tuple[str, str], int]:
     per_tenant: dict[str, dict[str, int]] = {}
-    for (tenant, outcome, cause), (requests, items) in pending.items():
+    for (tenant, outcome, cause, protocol), (requests, items) in pending.items():
         if tenant != FLEET:
-            _add_counters(per_tenant.setdefault(tenant, {}), outcome, cause, requests, items)
+            _add_counters(per_tenant.setdefault(tenant, {}), outcome, cause, protocol, requests, items)
     return {(tenant, counter): value for tenant, counters in per_tenant.items() for counter, value in counters.items()}
 
 
-def _add_counters(into: dict[str, int], outcome: Outcome, cause: Cause, requests: int, items: int) -> None:
+def _add_counters(
+    into: dict[str, int], outcome: Outcome, cause: Cause, protocol: WriteProtocol, requests: int, items: int
+) -> None:
     for counter, value in (
         (request_counter(outcome), requests),
         (item_counter(outcome), items),
+        (protocol_counter(protocol, request_counter(outcome)), requests),
+        (protocol_counter(protocol, item_counter(outcome)), items),
         (
             cause_counter(cause) if outcome is not Outcome.ALLOWED and outcome is not Outcome.NON_ELECTED else "",
             requests,
@@ -315,11 +335,24 @@ class Totals:
         for name, value in fields.items():
             self.counters[name] = self.counters.get(name, 0) + value
 
-    def requests(self, *outcomes: Outcome) -> int:
-        return sum(self.counters.get(request_counter(o), 0) for o in outcomes or tuple(Outcome))
+    def requests(self, *outcomes: Outcome, protocol: WriteProtocol | None = None) -> int:
+        """Requests with these outcomes (all without any), over `protocol` (None: both)."""
+        return sum(self.counters.get(_over(protocol, request_counter(o)), 0) for o in outcomes or tuple(Outcome))
 
-    def items(self, *outcomes: Outcome) -> int:
-        return sum(self.counters.get(item_counter(o), 0) for o in outcomes or tuple(Outcome))
+    def items(self, *outcomes: Outcome, protocol: WriteProtocol | None = None) -> int:
+        """Items with these outcomes (all without any), over `protocol` (None: both)."""
+        return sum(self.counters.get(_over(protocol, item_counter(o)), 0) for o in outcomes or tuple(Outcome))
+
+    def by_protocol(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Requests and items by outcome, for each protocol."""
+        return {
+            p.value: {
+                "requests": {o.value: self.requests(o, protocol=p) for o in Outcome}
+                | {"total": self.requests(protocol=p)},
+                "items": {o.value: self.items(o, protocol=p) for o in Outcome} | {"total": self.items(protocol=p)},
+            }
+            for p in WriteProtocol
+        }
 
     def by_reason(self) -> dict[str, int]:
         return {name[2:]: value for name, value in sorted(self.counters.items()) if name.startswith("c.") and value > 0}
@@ -329,6 +362,7 @@ class Totals:
             "requests": {o.value: self.requests(o) for o in Outcome} | {"total": self.requests()},
             "items": {o.value: self.items(o) for o in Outcome} | {"total": self.items()},
             "not_allowed_by_reason": self.by_reason(),
+            "by_protocol": self.by_protocol(),
         }
 
     @property
@@ -339,6 +373,10 @@ class Totals:
     def would_deny_requests(self) -> int:
         """Denied, or would have been (shadow): what the limits say, whatever the mode."""
         return self.requests(Outcome.DENIED, Outcome.SHADOW_DENIED)
+
+
+def _over(protocol: WriteProtocol | None, counter: str) -> str:
+    return counter if protocol is None else protocol_counter(protocol, counter)
 
 
 def decode_counts(raw: Mapping[bytes | str, bytes | str]) -> dict[str, int]:

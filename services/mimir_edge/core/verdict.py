@@ -33,6 +33,14 @@ class Outcome(enum.StrEnum):
     NON_ELECTED = "non_elected"
 
 
+class WriteProtocol(enum.StrEnum):
+    """Which write API a request came in on: the `protocol` label, and the admin's split. Two
+    values only, so the label stays bounded whatever the clients send."""
+
+    REMOTE_WRITE = "remote_write"
+    OTLP = "otlp"
+
+
 class Cause(enum.StrEnum):
     """Why: the `reason` label. The bucket's reasons plus the edge's own."""
 

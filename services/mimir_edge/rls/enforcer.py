@@ -28,6 +28,7 @@ from mimir_edge.core.verdict import (
     Cause,
     Outcome,
     Verdict,
+    WriteProtocol,
     verdict_for_decision,
     verdict_for_error,
     verdict_for_store_unavailable,
@@ -85,6 +86,10 @@ class CheckResult:
         return (self.verdict.message + "\n").encode()
 
     @property
+    def protocol(self) -> WriteProtocol:
+        return WriteProtocol.REMOTE_WRITE if self.otlp is None else WriteProtocol.OTLP
+
+    @property
     def _otlp_answer(self) -> bool:
         # A missing tenant is refused by Mimir's auth middleware, before the OTLP handler: text.
         return self.otlp is not None and self.verdict.http_status != 401
@@ -98,12 +103,26 @@ class CheckResult:
         return otlp.status_body(fmt, code, verdict.message)
 
 
+def protocol_for_path(path: str | None) -> WriteProtocol:
+    """OTLP for Mimir's OTLP path (a query string aside), remote_write for any other."""
+    if path is not None and path.partition("?")[0] == OTLP_PATH:
+        return WriteProtocol.OTLP
+    return WriteProtocol.REMOTE_WRITE
+
+
 class DecisionRecorder(Protocol):
     """Where every decision is added up beside the metrics (the admin's fleet-wide stats,
     admin.stats.StatsRecorder): called on the decision path, so it must not block."""
 
     def record(
-        self, tenant: str | None, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None = None
+        self,
+        tenant: str | None,
+        outcome: Outcome,
+        cause: Cause,
+        items: int,
+        limits: BucketLimits | None = None,
+        *,
+        protocol: WriteProtocol = WriteProtocol.REMOTE_WRITE,
     ) -> None: ...
 
 
@@ -148,18 +167,24 @@ class Enforcer:
         self._denial_log = logs.Sampler(interval_s=10.0)
 
     def _record(
-        self, tenant: str | None, outcome: Outcome, cause: Cause, items: int, limits: BucketLimits | None = None
+        self,
+        tenant: str | None,
+        outcome: Outcome,
+        cause: Cause,
+        items: int,
+        protocol: WriteProtocol,
+        limits: BucketLimits | None = None,
     ) -> None:
-        self._metrics.record(tenant, outcome, cause, items)
+        self._metrics.record(tenant, outcome, cause, items, protocol)
         if self._stats is not None:
-            self._stats.record(tenant, outcome, cause, items, limits)
+            self._stats.record(tenant, outcome, cause, items, limits, protocol=protocol)
 
     async def check(
         self, headers: Mapping[str, str], body: bytes, *, charge: bool = True, path: str | None = None
     ) -> CheckResult:
         """Decide a write: OTLP when `path` is Mimir's OTLP path, remote_write otherwise. With
         `charge=False` only count (the rate limit filter charges the buckets through ShouldRateLimit)."""
-        if path is not None and path.partition("?")[0] == OTLP_PATH:
+        if protocol_for_path(path) is WriteProtocol.OTLP:
             return await self._check_otlp(headers, body, charge=charge)
         cfg = self._config
         tenant: str | None = None
@@ -179,7 +204,7 @@ class Enforcer:
             self._metrics.parse_seconds.observe(time.perf_counter() - started)
         except EdgeError as exc:
             verdict = verdict_for_error(exc)
-            self._record(tenant, verdict.outcome, verdict.cause, 0)
+            self._record(tenant, verdict.outcome, verdict.cause, 0, WriteProtocol.REMOTE_WRITE)
             log.info("rejected", tenant=tenant, status=verdict.http_status, reason=verdict.cause.value, error=str(exc))
             return CheckResult(verdict, tenant, counts)
         if not charge:
@@ -190,7 +215,7 @@ class Enforcer:
             exemplars=counts.exemplars,
             first_series_labels=counts.first_series_labels,
         )
-        decision, verdict = await self.decide(tenant, charge=write)
+        decision, verdict = await self.decide(tenant, charge=write, protocol=WriteProtocol.REMOTE_WRITE)
         return CheckResult(verdict, tenant, counts, decision)
 
     async def _check_otlp(self, headers: Mapping[str, str], body: bytes, *, charge: bool) -> CheckResult:
@@ -214,8 +239,15 @@ class Enforcer:
             self._metrics.parse_seconds.observe(time.perf_counter() - started)
         except EdgeError as exc:
             verdict = verdict_for_error(exc)
-            self._record(tenant, verdict.outcome, verdict.cause, 0)
-            log.info("rejected", tenant=tenant, status=verdict.http_status, reason=verdict.cause.value, error=str(exc))
+            self._record(tenant, verdict.outcome, verdict.cause, 0, WriteProtocol.OTLP)
+            log.info(
+                "rejected",
+                tenant=tenant,
+                protocol=WriteProtocol.OTLP.value,
+                status=verdict.http_status,
+                reason=verdict.cause.value,
+                error=str(exc),
+            )
             return CheckResult(verdict, tenant, otlp=fmt)
         if not charge:
             return CheckResult(Verdict(Outcome.ALLOWED, Cause.COUNTED, 200), tenant, counts, otlp=fmt)
@@ -230,21 +262,27 @@ class Enforcer:
                 delta_exemplars=counts.delta_exemplars,
             ),
         )
-        decision, verdict = await self.decide(tenant, charge=write)
+        decision, verdict = await self.decide(tenant, charge=write, protocol=WriteProtocol.OTLP)
         return CheckResult(verdict, tenant, counts, decision, otlp=fmt)
 
-    def internal_error(self, error: BaseException) -> CheckResult:
+    def internal_error(self, error: BaseException, protocol: WriteProtocol = WriteProtocol.REMOTE_WRITE) -> CheckResult:
         """The last line of defence: a bug must not become a crash or a 403. Failure mode applies."""
         log.error("internal error, failure mode applied", error=f"{type(error).__name__}: {error}", exc_info=error)
         verdict = verdict_for_store_unavailable(self._config.failure_mode is not FailureMode.DENY)
-        self._record(None, verdict.outcome, verdict.cause, 0)
+        self._record(None, verdict.outcome, verdict.cause, 0, protocol)
         return CheckResult(verdict)
 
     async def decide(
-        self, tenant: str, *, requests: int = 1, items: int = 0, charge: WriteCharge | None = None
+        self,
+        tenant: str,
+        *,
+        requests: int = 1,
+        items: int = 0,
+        charge: WriteCharge | None = None,
+        protocol: WriteProtocol = WriteProtocol.REMOTE_WRITE,
     ) -> tuple[Decision | None, Verdict]:
         """One atomic decision (`charge`, or plain `requests` and `items` as the rate limit filter
-        sends them) with the failure mode and shadow mode applied, recorded."""
+        sends them) with the failure mode and shadow mode applied, recorded under `protocol`."""
         charge = charge or WriteCharge(items=items, requests=requests)
         started = time.perf_counter()
         breaker = self._breaker
@@ -256,27 +294,29 @@ class Enforcer:
             self._metrics.store_errors.inc()
             if breaker is not None and not breaker.open:
                 breaker.failure(exc)
-            return self._store_unavailable(tenant, charge, exc)
+            return self._store_unavailable(tenant, charge, exc, protocol)
         finally:
             self._metrics.redis_seconds.observe(time.perf_counter() - started)
         if breaker is not None:
             breaker.success()
         if self._local is not None:
             self._local.remember(tenant, decision.limits)
-        return decision, self._verdict(tenant, charge, decision)
+        return decision, self._verdict(tenant, charge, decision, protocol)
 
     def _store_unavailable(
-        self, tenant: str, charge: WriteCharge, error: StoreUnavailable
+        self, tenant: str, charge: WriteCharge, error: StoreUnavailable, protocol: WriteProtocol
     ) -> tuple[Decision | None, Verdict]:
         if self._local is not None:
             decision = self._local.decide(tenant, charge=charge, defaults=self._defaults.limits)
-            return decision, self._verdict(tenant, charge, decision, local=True)
+            return decision, self._verdict(tenant, charge, decision, protocol, local=True)
         verdict = verdict_for_store_unavailable(self._config.failure_mode is FailureMode.ALLOW)
-        self._record(tenant, verdict.outcome, verdict.cause, charge.items + charge.exemplars)
+        self._record(tenant, verdict.outcome, verdict.cause, charge.items + charge.exemplars, protocol)
         log.debug("redis unavailable", tenant=tenant, error=str(error), decision=verdict.outcome.value)
         return None, verdict
 
-    def _verdict(self, tenant: str, charge: WriteCharge, decision: Decision, *, local: bool = False) -> Verdict:
+    def _verdict(
+        self, tenant: str, charge: WriteCharge, decision: Decision, protocol: WriteProtocol, *, local: bool = False
+    ) -> Verdict:
         # An emergency override's mode wins over the replica's (ENFORCEMENT_DISABLED).
         shadow = decision.override == "shadow" if decision.override else self._config.shadow
         if decision.override:
@@ -290,7 +330,12 @@ class Enforcer:
             # What the duplicate carried, none of it charged: its own outcome in metrics and stats.
             self._metrics.ha_decisions.labels(decision.ha.value).inc()
             self._record(
-                tenant, verdict.outcome, verdict.cause, items_to_charge(charge, decision.limits), decision.limits
+                tenant,
+                verdict.outcome,
+                verdict.cause,
+                items_to_charge(charge, decision.limits),
+                protocol,
+                decision.limits,
             )
             log.debug("decision", tenant=tenant, decision=verdict.outcome.value, elected=decision.elected_replica)
             return verdict
@@ -298,7 +343,7 @@ class Enforcer:
             self._metrics.ha_decisions.labels(decision.ha.value).inc()
         if decision.ha is HaOutcome.FAILOVER:
             log.info("ha failover", tenant=tenant, elected=decision.elected_replica)
-        self._record(tenant, verdict.outcome, verdict.cause, items, decision.limits)
+        self._record(tenant, verdict.outcome, verdict.cause, items, protocol, decision.limits)
         if verdict.outcome is Outcome.ALLOWED:
             log.debug("decision", tenant=tenant, decision="allowed", items=items)
         else:
@@ -314,6 +359,7 @@ class Enforcer:
                 reason=verdict.cause.value,
                 items=items,
                 requests=requests,
+                protocol=protocol.value,
                 ingestion_rate=lim.ingestion_rate,
                 ingestion_burst=lim.ingestion_burst,
                 request_rate=lim.request_rate,

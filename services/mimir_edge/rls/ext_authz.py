@@ -12,8 +12,15 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2, status_pb2
 
-from mimir_edge.contract import CHARGE_BY_RATELIMIT, CHARGE_EXTENSION, METADATA_HITS, METADATA_SERIES, METADATA_TENANT
-from mimir_edge.rls.enforcer import CheckResult, Enforcer
+from mimir_edge.contract import (
+    CHARGE_BY_RATELIMIT,
+    CHARGE_EXTENSION,
+    METADATA_HITS,
+    METADATA_PROTOCOL,
+    METADATA_SERIES,
+    METADATA_TENANT,
+)
+from mimir_edge.rls.enforcer import CheckResult, Enforcer, protocol_for_path
 from mimir_edge.rls.metrics import RlsMetrics
 
 _GRPC_CODES = {
@@ -41,7 +48,7 @@ def check_response(result: CheckResult) -> authz.CheckResponse:
         if result.counts is not None:
             metadata.update({METADATA_HITS: result.counts.items, METADATA_SERIES: result.counts.series})
         if result.tenant is not None:
-            metadata.update({METADATA_TENANT: result.tenant})
+            metadata.update({METADATA_TENANT: result.tenant, METADATA_PROTOCOL: result.protocol.value})
         return authz.CheckResponse(
             status=status_pb2.Status(code=code_pb2.OK),
             ok_response=authz.OkHttpResponse(headers=headers),
@@ -70,7 +77,7 @@ class AuthorizationServicer(authz_grpc.AuthorizationServicer):  # type: ignore[m
         try:
             result = await self._enforcer.check(http.headers, body, charge=charge, path=http.path)
         except Exception as exc:
-            result = self._enforcer.internal_error(exc)
+            result = self._enforcer.internal_error(exc, protocol_for_path(http.path))
         response = check_response(result)
         self._metrics.check_seconds.observe(time.perf_counter() - started)
         return response

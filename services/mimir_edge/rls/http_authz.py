@@ -18,7 +18,7 @@ from collections.abc import Callable
 import structlog
 
 from mimir_edge.contract import CHECK_PREFIX, HEALTH_PATH
-from mimir_edge.rls.enforcer import CheckResult, Enforcer
+from mimir_edge.rls.enforcer import CheckResult, Enforcer, protocol_for_path
 from mimir_edge.rls.http_wire import Request, RequestParser, WireError, encode_response
 from mimir_edge.rls.metrics import RlsMetrics
 
@@ -86,12 +86,12 @@ class HttpAuthzServer:
 
     async def _check(self, connection: _Connection, request: Request) -> None:
         started = time.perf_counter()
+        # Envoy sends the original path under CHECK_PREFIX: /ext_authz/otlp/v1/metrics.
+        path = request.path[len(CHECK_PREFIX) :]
         try:
-            # Envoy sends the original path under CHECK_PREFIX: /ext_authz/otlp/v1/metrics.
-            path = request.path[len(CHECK_PREFIX) :]
             result = await self._enforcer.check(request.headers, request.body, path=path)
         except Exception as exc:
-            result = self._enforcer.internal_error(exc)
+            result = self._enforcer.internal_error(exc, protocol_for_path(path))
         status, headers, body = check_answer(result)
         connection.answer(request, status, headers, body)
         self._metrics.check_seconds.observe(time.perf_counter() - started)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from mimir_edge.core.verdict import Cause, Outcome
+from mimir_edge.core.verdict import Cause, Outcome, WriteProtocol
 
 #: Fine below 5 ms, where a healthy RLS answers (a 2,000-sample body takes about 0.5 ms), so the
 #: dashboard's p50/p99 are not rounded to a coarse bucket edge.
@@ -35,23 +35,23 @@ class RlsMetrics:
         self._max_tenants = max_tenants
         self._allow = frozenset(allow_tenants)
         self._tenants: set[str] = set()
-        #: The counters one decision increments, by (tenant label, outcome, cause): labels() looks
-        #: a child up under a lock each time. Bounded, as the tenant labels are.
-        self._children: dict[tuple[str | None, Outcome, Cause], _Children] = {}
+        #: The counters one decision increments, by (tenant label, outcome, cause, protocol):
+        #: labels() looks a child up under a lock each time. Bounded, as the tenant labels are.
+        self._children: dict[tuple[str | None, Outcome, Cause, WriteProtocol], _Children] = {}
         r = self.registry
         self.decisions = Counter(
             "rls_decisions_total",
             "Requests decided, by outcome (allowed, denied, shadow_denied, failure_allowed, failure_denied, "
-            "rejected, non_elected) and reason.",
-            ["decision", "reason"],
+            "rejected, non_elected), reason and protocol (remote_write, otlp).",
+            ["decision", "reason", "protocol"],
             registry=r,
         )
         self.items = Counter(
             "rls_items_total",
             "Items in decided requests: what was charged (or would have been: denied), exemplars only for "
             "tenants with an exemplar limit; for non_elected (an HA pair's duplicate), what it carried, "
-            "none of it charged.",
-            ["decision"],
+            "none of it charged. By decision and protocol (remote_write, otlp).",
+            ["decision", "protocol"],
             registry=r,
         )
         self.tenant_requests = Counter(
@@ -174,14 +174,23 @@ class RlsMetrics:
         self.tenant_overflow.inc()
         return OTHER_TENANTS
 
-    def record(self, tenant: str | None, outcome: Outcome, cause: Cause, items: int) -> None:
+    def record(
+        self,
+        tenant: str | None,
+        outcome: Outcome,
+        cause: Cause,
+        items: int,
+        protocol: WriteProtocol = WriteProtocol.REMOTE_WRITE,
+    ) -> None:
+        # The per-tenant counters carry no protocol label: it would double the largest families
+        # for a split the admin API already gives per tenant (admin.stats); fleet-wide it is here.
         label = None if tenant is None else self.tenant_label(tenant)
-        key = (label, outcome, cause)
+        key = (label, outcome, cause, protocol)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
-                self.decisions.labels(outcome.value, cause.value),
-                self.items.labels(outcome.value),
+                self.decisions.labels(outcome.value, cause.value, protocol.value),
+                self.items.labels(outcome.value, protocol.value),
                 None if label is None else self.tenant_requests.labels(label, outcome.value),
                 None if label is None else self.tenant_items.labels(label, outcome.value),
             )

@@ -2,9 +2,10 @@
 
 A descriptor `[("tenant", id)]` charges the tenant's request bucket with the request-level
 `hits_addend` (0 = 1, as Envoy defines it); the same descriptor carrying its own `hits_addend`
-(the item count ext_authz put in dynamic metadata) charges the items bucket. All descriptors of
-one tenant in one call are decided in one atomic script call. Other descriptors are allowed and
-counted in rls_unknown_descriptors_total.
+(the item count ext_authz put in dynamic metadata) charges the items bucket. A second entry
+`("protocol", "otlp")` (ext_authz's metadata too) only labels the decision: remote_write and OTLP
+draw from the same buckets. All descriptors of one tenant in one call are decided in one atomic
+script call. Other descriptors are allowed and counted in rls_unknown_descriptors_total.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from envoy.service.ratelimit.v3 import rls_pb2 as rls
 from envoy.service.ratelimit.v3 import rls_pb2_grpc as rls_grpc
 from google.protobuf import duration_pb2
 
-from mimir_edge.contract import TENANT_DESCRIPTOR_KEY
+from mimir_edge.contract import PROTOCOL_DESCRIPTOR_KEY, TENANT_DESCRIPTOR_KEY
 from mimir_edge.core.errors import InvalidTenant
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import NEVER, Decision, Reason
-from mimir_edge.core.verdict import Outcome
+from mimir_edge.core.verdict import Outcome, WriteProtocol
 from mimir_edge.rls.enforcer import Enforcer
 from mimir_edge.rls.metrics import RlsMetrics
 
@@ -35,6 +36,7 @@ class _TenantCharge:
     items: int = 0
     request_descriptors: list[int] = field(default_factory=list)
     item_descriptors: list[int] = field(default_factory=list)
+    protocol: WriteProtocol = WriteProtocol.REMOTE_WRITE
 
 
 def rate_limit(rate: float) -> rls.RateLimitResponse.RateLimit | None:
@@ -94,12 +96,15 @@ class RateLimitServicer(rls_grpc.RateLimitServiceServicer):  # type: ignore[misc
         statuses: list[rls.RateLimitResponse.DescriptorStatus | None] = [None] * len(request.descriptors)
         charges: dict[str, _TenantCharge] = {}
         for index, descriptor in enumerate(request.descriptors):
-            tenant = self._tenant_of(descriptor)
-            if tenant is None:
+            named = self._tenant_of(descriptor)
+            if named is None:
                 self._metrics.unknown_descriptors.inc()
                 statuses[index] = rls.RateLimitResponse.DescriptorStatus(code=OK)
                 continue
+            tenant, protocol = named
             charge = charges.setdefault(tenant, _TenantCharge())
+            if protocol is not None:
+                charge.protocol = protocol
             if descriptor.HasField("hits_addend"):
                 charge.items += descriptor.hits_addend.value
                 charge.item_descriptors.append(index)
@@ -110,9 +115,11 @@ class RateLimitServicer(rls_grpc.RateLimitServiceServicer):  # type: ignore[misc
         overall = OK
         for tenant, charge in charges.items():
             try:
-                decision, verdict = await self._enforcer.decide(tenant, requests=charge.requests, items=charge.items)
+                decision, verdict = await self._enforcer.decide(
+                    tenant, requests=charge.requests, items=charge.items, protocol=charge.protocol
+                )
             except Exception as exc:
-                decision, verdict = None, self._enforcer.internal_error(exc).verdict
+                decision, verdict = None, self._enforcer.internal_error(exc, charge.protocol).verdict
             if decision is None:  # Redis unavailable
                 if not verdict.admitted:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, verdict.message)
@@ -133,11 +140,20 @@ class RateLimitServicer(rls_grpc.RateLimitServiceServicer):  # type: ignore[misc
         return rls.RateLimitResponse(overall_code=overall, statuses=statuses)
 
     @staticmethod
-    def _tenant_of(descriptor: object) -> str | None:
+    def _tenant_of(descriptor: object) -> tuple[str, WriteProtocol | None] | None:
+        """The tenant and the protocol (None: not named) of a descriptor the RLS knows."""
         entries = descriptor.entries  # type: ignore[attr-defined]
-        if len(entries) != 1 or entries[0].key != TENANT_DESCRIPTOR_KEY:
+        if not 1 <= len(entries) <= 2 or entries[0].key != TENANT_DESCRIPTOR_KEY:
             return None
+        protocol = None
+        if len(entries) == 2:
+            if entries[1].key != PROTOCOL_DESCRIPTOR_KEY:
+                return None
+            try:
+                protocol = WriteProtocol(entries[1].value)
+            except ValueError:
+                return None
         try:
-            return validate_tenant_id(entries[0].value)
+            return validate_tenant_id(entries[0].value), protocol
         except InvalidTenant:
             return None

@@ -716,8 +716,24 @@ function totalsBlock(totals, windowS) {
     h('td', { class: 'num mono', title: fmtNum(it[o]) }, exact(it[o]))));
   const reasons = Object.entries(totals?.not_allowed_by_reason || {});
   return [table({}, [{ label: `Decision (last ${fmtDur(windowS)})` }, { label: 'Requests', num: true }, { label: 'Items', num: true }], rows, ''),
+    h('h3', {}, 'By protocol'), protocolTable(totals?.by_protocol || {}),
     h('h3', {}, 'Not allowed, by reason'),
     reasons.length ? kv(reasons.map(([k, v]) => [h('span', { class: 'mono' }, k), h('span', { title: exact(v) }, fmtNum(v))])) : h('p', { class: 'calm' }, 'none')];
+}
+
+const PROTOCOLS = [['remote_write', 'remote_write'], ['otlp', 'OTLP']];
+
+/** Requests and items per write protocol as the RLS recorded them, and how many of each were denied. */
+function protocolTable(byProtocol) {
+  const rows = PROTOCOLS.map(([key, label]) => {
+    const p = byProtocol[key] || {}, rq = p.requests || {}, it = p.items || {};
+    const cell = (v, name) => h('td', { class: 'num mono', title: fmtNum(v), 'data-testid': `protocol-${key}-${name}` }, exact(v));
+    return h('tr', { 'data-testid': `protocol-${key}` }, h('td', {}, label),
+      cell(rq.total, 'requests'), cell(rq.denied, 'requests-denied'), cell(it.total, 'items'), cell(it.denied, 'items-denied'));
+  });
+  return table({ 'data-testid': 'tenant-protocols' }, [{ label: 'Protocol' }, { label: 'Requests', num: true },
+    { label: 'denied', num: true, title: 'requests denied (429)' }, { label: 'Items', num: true },
+    { label: 'denied', num: true, title: 'items in denied requests' }], rows, '');
 }
 
 function fillMeter(tokens, capacity) {
