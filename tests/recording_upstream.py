@@ -72,6 +72,9 @@ class RecordingUpstream:
                 self.end_headers()
                 self.wfile.write(answer)
 
+            # Queries passed through by NGINX arrive as GET; recorded the same way.
+            do_GET = do_POST
+
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name=f"upstream-{self.name}", daemon=True).start()

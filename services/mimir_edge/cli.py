@@ -118,6 +118,7 @@ def _render_nginx(args: argparse.Namespace) -> int:
             push_path=args.push_path,
             upstream_path=args.upstream_path,
             runtime_dir=args.runtime_dir,
+            passthrough=parse_address(args.passthrough) if args.passthrough else None,
         )
         if args.all_examples:
             directory = args.all_examples
@@ -198,6 +199,12 @@ def _add_nginx_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     nginx.add_argument("--push-path", default="/api/v1/push", help="the path clients push to")
     nginx.add_argument("--upstream-path", default="/api/v1/push", help="the path the distributor is called with")
     nginx.add_argument("--runtime-dir", default="/tmp", help="writable directory for the pid and temp files")
+    nginx.add_argument(
+        "--passthrough",
+        metavar="HOST:PORT",
+        help="pass every path that is not a write (queries, rules, Alertmanager) untouched to this address "
+        "(Mimir's gateway or query-frontend); default: a 404 naming the write paths served",
+    )
     nginx.add_argument("--configmap", help="print a Kubernetes ConfigMap of this name (data key nginx.conf)")
     nginx.add_argument(
         "--all-examples",

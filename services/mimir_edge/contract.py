@@ -14,6 +14,15 @@ DEFAULT_TENANT_HEADER = "X-Scope-OrgID"
 #: Mimir's OTLP metrics path: checks for it are counted as OTLP, every other path as remote_write.
 OTLP_PATH = "/otlp/v1/metrics"
 
+# NGINX's mirror phase sends a copy of each write to Envoy on a path the distributor has no route
+# for (404), so even an Envoy that forwards cannot make Mimir ingest a write twice.
+#: Where mirrored remote_write copies go.
+MIRROR_PATH = "/mimir-edge/mirror"
+#: Where mirrored OTLP copies go: the path still names the protocol, so the RLS counts them as OTLP.
+MIRROR_OTLP_PATH = MIRROR_PATH + OTLP_PATH
+#: The paths whose checks are counted as OTLP.
+OTLP_CHECK_PATHS = frozenset({OTLP_PATH, MIRROR_OTLP_PATH})
+
 # ext_authz over HTTP (Envoy's `http_service`, the RLS's AUTHZ_HTTP_ADDR).
 #: Envoy's `http_service.path_prefix`: a check for POST /api/v1/push arrives as
 #: POST /ext_authz/api/v1/push.

@@ -1,8 +1,9 @@
 """The canary configs (examples/nginx-canary-*.yaml, rendered with local addresses) in a real NGINX:
 `split_clients` on the tenant sends each percentage of tenants to "envoy", keeps every tenant on
 one side, and raising the percentage (10 → 25 → 50 → 75 → 100, by graceful reloads of one NGINX)
-only moves tenants from the distributor to Envoy. Two recording upstreams stand for Envoy and the
-distributor; only the routing is under test here."""
+only moves tenants from the distributor to Envoy. Each tenant sends remote_write and OTLP, and
+both go to the same side. Two recording upstreams stand for Envoy and the distributor; only the
+routing is under test here."""
 
 from __future__ import annotations
 
@@ -18,14 +19,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from mimir_edge.deploy.nginx import CANARY_STEPS, NginxOptions, on_canary, phase_options
+from mimir_edge.deploy.nginx import CANARY_STEPS, OTLP_PATH, NginxOptions, on_canary, phase_options
 from mimir_edge.localstack.nginx import NginxProcess
 from mimir_edge.localstack.processes import MissingProgram
 
 from tests.recording_upstream import RecordingUpstream
 
 TENANTS = [f"tenant-{i:04d}" for i in range(2000)]
-REQUESTS_PER_TENANT = 3
+#: Each tenant's requests: remote_write twice and OTLP once, on different connections and workers.
+PATHS = ("/api/v1/push", "/api/v1/push", OTLP_PATH)
+REQUESTS_PER_TENANT = len(PATHS)
 TOLERANCE_POINTS = 5.0
 BODY = b"\x00" * 200  # the recording upstreams do not parse it
 
@@ -43,17 +46,20 @@ class Split:
         return 100.0 * len(self.envoy) / len(TENANTS)
 
 
-def send_all(port: int, requests: Sequence[tuple[str, dict[str, str]]], threads: int = 8) -> list[tuple[str, int, str]]:
-    """POST each (tenant, headers) once over keep-alive connections; (tenant, status, route header)."""
+def send_all(
+    port: int, requests: Sequence[tuple[str, dict[str, str]] | tuple[str, dict[str, str], str]], threads: int = 8
+) -> list[tuple[str, int, str]]:
+    """POST each (tenant, headers[, path]) once over keep-alive connections; (tenant, status, route header)."""
     local = threading.local()
     opened: list[http.client.HTTPConnection] = []
 
-    def one(item: tuple[str, dict[str, str]]) -> tuple[str, int, str]:
-        tenant, headers = item
+    def one(item: tuple[str, dict[str, str]] | tuple[str, dict[str, str], str]) -> tuple[str, int, str]:
+        tenant, headers = item[0], item[1]
+        path = item[2] if len(item) == 3 else "/api/v1/push"
         if not hasattr(local, "conn"):
             local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             opened.append(local.conn)
-        local.conn.request("POST", "/api/v1/push", body=BODY, headers=headers)
+        local.conn.request("POST", path, body=BODY, headers=headers)
         reply = local.conn.getresponse()
         reply.read()
         return tenant, reply.status, reply.getheader("X-Mimir-Edge-Route", "")
@@ -66,8 +72,8 @@ def send_all(port: int, requests: Sequence[tuple[str, dict[str, str]]], threads:
             conn.close()
 
 
-def tenant_requests(tenants: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
-    requests = [(t, {"X-Scope-OrgID": t, "Content-Encoding": "snappy"}) for t in tenants] * REQUESTS_PER_TENANT
+def tenant_requests(tenants: Sequence[str]) -> list[tuple[str, dict[str, str], str]]:
+    requests = [(t, {"X-Scope-OrgID": t, "Content-Encoding": "snappy"}, path) for t in tenants for path in PATHS]
     random.Random(7).shuffle(requests)  # a tenant's requests on different connections and workers
     return requests
 
@@ -135,6 +141,7 @@ def test_a_tenant_stays_on_one_side(splits: dict[int, Split], percent: int) -> N
     split = splits[percent]
     assert not set(split.envoy) & set(split.distributor), "a tenant's requests went to both sides"
     assert set(split.envoy) | set(split.distributor) == set(TENANTS)
+    # every request of the tenant, remote_write and OTLP, on its one side
     assert all(n == REQUESTS_PER_TENANT for n in (split.envoy + split.distributor).values())
     # and the client is told the same side every time (X-Mimir-Edge-Route)
     assert all(len(routes) == 1 for routes in split.route_header.values())

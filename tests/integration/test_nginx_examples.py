@@ -1,5 +1,6 @@
 """Every examples/nginx-*.yaml ConfigMap holds an nginx.conf that the real NGINX accepts and that
-routes a write where its phase says.
+routes a write, remote_write and OTLP alike, where its phase says; every other path gets the same
+answer in every phase (a 404 naming the writes served, or Mimir's own answer with --passthrough).
 
 There is no cluster DNS here, and NGINX resolves `upstream` server names when it loads a config
 (`nginx -t` included), so the in-cluster names cannot be resolved. Two checks instead:
@@ -12,6 +13,7 @@ There is no cluster DNS here, and NGINX resolves `upstream` server names when it
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import subprocess
@@ -25,7 +27,10 @@ from mimir_edge.deploy.nginx import (
     DEFAULT_DISTRIBUTOR,
     DEFAULT_ENVOY,
     EXAMPLE_NAMES,
+    INFLUX_PATH,
+    MIRROR_OTLP_PATH,
     MIRROR_PATH,
+    OTLP_PATH,
     NginxOptions,
     on_canary,
     phase_options,
@@ -33,11 +38,12 @@ from mimir_edge.deploy.nginx import (
 from mimir_edge.localstack.nginx import NginxProcess, check_config
 from mimir_edge.localstack.processes import MissingProgram
 
-from tests.recording_upstream import RecordingUpstream
+from tests.recording_upstream import RecordingUpstream, Seen
 from tests.stack import post
 from tests.waiting import wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PROTOBUF = "application/x-protobuf"
 
 
 def committed_conf(name: str) -> str:
@@ -79,40 +85,140 @@ def upstreams() -> Iterator[tuple[RecordingUpstream, RecordingUpstream]]:
     distributor.stop()
 
 
+def start(options: NginxOptions, workdir: Path) -> NginxProcess:
+    try:
+        return NginxProcess(workdir, options).start()
+    except MissingProgram as exc:
+        pytest.fail(str(exc))
+
+
+def sides(seen: list[Seen], path: str) -> set[str]:
+    return {s.tenant for s in seen if s.path == path}
+
+
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
-def test_example_phase_runs_and_routes_a_write_where_it_says(
+def test_example_phase_runs_and_routes_both_write_protocols_where_it_says(
     name: str, tmp_path: Path, upstreams: tuple[RecordingUpstream, RecordingUpstream]
 ) -> None:
     envoy, distributor = upstreams
     envoy.reset()
     distributor.reset()
     local = NginxOptions(listen=("127.0.0.1", 0), distributor=distributor.address, envoy=envoy.address)
-    try:
-        nginx = NginxProcess(tmp_path / "nginx", phase_options(name, local)).start()
-    except MissingProgram as exc:
-        pytest.fail(str(exc))
+    nginx = start(phase_options(name, local), tmp_path / "nginx")
     try:
         tenants = [f"tenant-{i}" for i in range(40)]
         statuses = {post(nginx.url, t.encode(), {"X-Scope-OrgID": t}).status for t in tenants}
+        otlp = {
+            t: post(nginx.url, b"otlp-" + t.encode(), {"X-Scope-OrgID": t, "Content-Type": PROTOBUF}, path=OTLP_PATH)
+            for t in tenants
+        }
         if name == "mirror":
-            wait_for(lambda: len(envoy.seen) == len(tenants), timeout_s=30, what="the mirrored copies")
+            wait_for(lambda: len(envoy.seen) == 2 * len(tenants), timeout_s=30, what="the mirrored copies")
     finally:
         nginx.stop()
     assert statuses == {200}
-    to_envoy = {s.tenant for s in envoy.seen}
-    to_distributor = {s.tenant for s in distributor.seen}
+    # The OTLP client hears the upstream its phase names (mirror: the distributor).
+    answered_by_envoy = {t for t, r in otlp.items() if (r.status, r.body) == (200, b"envoy")}
+    answered_by_distributor = {t for t, r in otlp.items() if (r.status, r.body) == (200, b"distributor")}
+    assert answered_by_distributor == set(tenants) - answered_by_envoy
+    # Each body arrives unchanged, its Content-Type with it (OTLP's protobuf/JSON choice).
+    for seen in (*envoy.seen, *distributor.seen):
+        assert seen.body == (b"otlp-" if OTLP_PATH in seen.path else b"") + seen.tenant.encode()
+        if OTLP_PATH in seen.path:
+            assert seen.headers["content-type"] == PROTOBUF
+    rw_path, otlp_path = "/api/v1/push", OTLP_PATH
+    if name == "mirror":
+        rw_path, otlp_path = MIRROR_PATH, MIRROR_OTLP_PATH
+        assert {s.path for s in envoy.seen} == {MIRROR_PATH, MIRROR_OTLP_PATH}
+        assert {s.path for s in distributor.seen} == {"/api/v1/push", OTLP_PATH}
+        assert sides(distributor.seen, "/api/v1/push") == sides(distributor.seen, OTLP_PATH) == set(tenants)
+    to_envoy, otlp_to_envoy = sides(envoy.seen, rw_path), sides(envoy.seen, otlp_path)
+    to_distributor = sides(distributor.seen, "/api/v1/push")
+    # A tenant is on the edge for both protocols or for neither.
+    assert otlp_to_envoy == to_envoy
+    assert answered_by_envoy == (set() if name == "mirror" else to_envoy)
+    if name != "mirror":
+        assert sides(distributor.seen, OTLP_PATH) == to_distributor
     if name == "direct":
         assert (to_envoy, to_distributor) == (set(), set(tenants))
     elif name == "full":
         assert (to_envoy, to_distributor) == (set(tenants), set())
     elif name == "mirror":
         assert to_envoy == to_distributor == set(tenants)
-        assert {s.path for s in envoy.seen} == {MIRROR_PATH}
-        assert {s.path for s in distributor.seen} == {"/api/v1/push"}
     else:
         percent = int(name.removeprefix("canary-"))
         assert to_envoy == {t for t in tenants if on_canary(t, percent)}
         assert to_distributor == set(tenants) - to_envoy
+
+
+OTHER_PATHS = [
+    ("GET", "/prometheus/api/v1/query?query=up&time=1"),
+    ("POST", "/prometheus/api/v1/query_range"),
+    ("GET", "/prometheus/config/v1/rules"),
+    ("GET", "/alertmanager/api/v2/alerts"),
+    ("POST", "/api/v1/push/"),
+    ("POST", "/otlp/v1/metrics/extra"),
+]
+
+
+def request(port: int, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=b"q=1" if method == "POST" else None, headers=headers)
+        reply = conn.getresponse()
+        return reply.status, reply.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_other_paths_get_a_404_naming_the_writes_served_in_every_phase(
+    name: str, tmp_path: Path, upstreams: tuple[RecordingUpstream, RecordingUpstream]
+) -> None:
+    envoy, distributor = upstreams
+    envoy.reset()
+    distributor.reset()
+    local = NginxOptions(listen=("127.0.0.1", 0), distributor=distributor.address, envoy=envoy.address)
+    nginx = start(phase_options(name, local), tmp_path / "nginx")
+    try:
+        answers = [request(nginx.listen_port, m, p, {"X-Scope-OrgID": "t"}) for m, p in OTHER_PATHS]
+        influx = request(nginx.listen_port, "POST", INFLUX_PATH + "?db=x", {"X-Scope-OrgID": "t"})
+    finally:
+        nginx.stop()
+    expected = b"this NGINX serves only the writes /api/v1/push and /otlp/v1/metrics; queries, rules and "
+    assert answers == [(404, expected + b"Alertmanager go to Mimir directly\n")] * len(OTHER_PATHS)
+    assert influx[0] == 404 and b"Influx writes are not enforced" in influx[1]
+    assert envoy.seen == distributor.seen == []
+
+
+@pytest.mark.parametrize("name", ["direct", "mirror", "canary-50", "full"])
+def test_passthrough_passes_every_other_path_untouched_and_never_an_uncounted_write(
+    name: str, tmp_path: Path, upstreams: tuple[RecordingUpstream, RecordingUpstream]
+) -> None:
+    envoy, distributor = upstreams
+    envoy.reset()
+    distributor.reset()
+    mimir = RecordingUpstream("mimir", keep_bodies=True).start()
+    try:
+        local = NginxOptions(
+            listen=("127.0.0.1", 0), distributor=distributor.address, envoy=envoy.address, passthrough=mimir.address
+        )
+        nginx = start(phase_options(name, local), tmp_path / "nginx")
+        try:
+            answers = [request(nginx.listen_port, m, p, {"X-Scope-OrgID": "t"}) for m, p in OTHER_PATHS]
+            influx = request(nginx.listen_port, "POST", INFLUX_PATH, {"X-Scope-OrgID": "t"})
+            write = post(nginx.url, b"w", {"X-Scope-OrgID": "t"}, path=OTLP_PATH)
+        finally:
+            nginx.stop()
+    finally:
+        mimir.stop()
+    assert answers == [(200, b"mimir")] * len(OTHER_PATHS)
+    assert [s.path for s in mimir.seen] == [p for _, p in OTHER_PATHS]  # query strings included
+    assert {s.tenant for s in mimir.seen} == {"t"}
+    assert [s.body for s in mimir.seen if s.path.endswith("query_range")] == [b"q=1"]
+    assert influx[0] == 404  # a write the edge cannot count never goes around it
+    assert write.status == 200 and write.body in (b"envoy", b"distributor")  # writes still go by phase
+    assert all(s.path != INFLUX_PATH for s in (*envoy.seen, *distributor.seen))
 
 
 @pytest.mark.parametrize("kube_version", ["1.29.0", "1.33.0"])

@@ -1,9 +1,10 @@
 """The mirror phase for real: NGINX (the mirror config) → the distributor, and a copy → Envoy in
 mirror mode → the RLS in shadow mode (ENFORCEMENT_DISABLED=true) on real Redis. The distributor is
-the stand-in (it records every request and body). Each write reaches it exactly once, the client
-always gets the distributor's 2xx, and the RLS records the would-be denials of a tenant over its
-limit. Envoy's own `distributor` cluster points at the same stand-in, so a forwarded copy would
-show up as a second write."""
+the stand-in (it records every request and body). Each write, remote_write or OTLP, reaches it
+exactly once, the client always gets the distributor's 2xx, and the RLS records the would-be
+denials of a tenant over its limit (OTLP copies counted as OTLP, by Mimir's rules). Envoy's own
+`distributor` cluster points at the same stand-in, so a forwarded copy would show up as a second
+write."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from mimir_edge.core.limits import TenantLimits
 from mimir_edge.deploy.envoy import EnvoyOptions
-from mimir_edge.deploy.nginx import MIRROR_PATH, NginxOptions, phase_options
+from mimir_edge.deploy.nginx import MIRROR_OTLP_PATH, MIRROR_PATH, OTLP_PATH, NginxOptions, phase_options
 from mimir_edge.localstack.distributor import StandInDistributor
 from mimir_edge.localstack.envoy import EnvoyProcess
 from mimir_edge.localstack.nginx import NginxProcess
@@ -27,6 +28,7 @@ from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.otlp_requests import T0, every_point_type, mimir_charge, request, resource
 from tests.stack import post, set_limits
 from tests.waiting import wait_for
 
@@ -119,6 +121,19 @@ def send(stack: MirrorStack, tenant: str, count: int) -> tuple[list[bytes], list
     return bodies, statuses
 
 
+def otlp_bodies(count: int) -> tuple[list[bytes], int]:
+    """`count` distinct OTLP protobuf requests, and what Mimir charges for each (all the same)."""
+    requests = [request((resource(), every_point_type(t=T0 + i * 10**9))) for i in range(count)]
+    charges = {mimir_charge(r) for r in requests}
+    assert len(charges) == 1
+    return [r.SerializeToString() for r in requests], charges.pop()
+
+
+def send_otlp(stack: MirrorStack, tenant: str, bodies: list[bytes]) -> list[int]:
+    headers = {"X-Scope-OrgID": tenant, "Content-Type": "application/x-protobuf"}
+    return [post(stack.nginx.url, body, headers, path=OTLP_PATH).status for body in bodies]
+
+
 def received(stack: MirrorStack, tenant: str, path: str = "/api/v1/push") -> Counter[bytes]:
     requests, _ = stack.distributor.snapshot()
     return Counter(r.body for r in requests if r.headers.get("x-scope-orgid") == tenant and r.path == path)
@@ -161,6 +176,32 @@ def test_mirror_writes_each_request_exactly_once_and_the_rls_sees_would_be_denia
     )
 
 
+def test_mirror_writes_each_otlp_request_once_and_the_rls_counts_the_copy_as_otlp(
+    mirror_stack: MirrorStack, redis_server: RedisServer
+) -> None:
+    noisy, quiet = f"otlp-noisy-{uuid.uuid4().hex[:8]}", f"otlp-quiet-{uuid.uuid4().hex[:8]}"
+    bodies, n = otlp_bodies(NOISY_REQUESTS)
+    # The burst admits exactly one request as Mimir counts it (refill far below n over the test);
+    # counted as remote_write, each copy would be refused as a bad body (decision "rejected").
+    set_limits(redis_server.url, noisy, TenantLimits(ingestion_rate=1, ingestion_burst_size=n))
+    assert send_otlp(mirror_stack, noisy, bodies) == [200] * NOISY_REQUESTS
+    assert send_otlp(mirror_stack, quiet, bodies[:QUIET_REQUESTS]) == [200] * QUIET_REQUESTS
+
+    expected_noisy = Counter({"allowed": 1, "shadow_denied": NOISY_REQUESTS - 1})
+    wait_for(lambda: tenant_requests(mirror_stack.rls.metrics_url, noisy) == expected_noisy, what="noisy decisions")
+    wait_for(
+        lambda: tenant_requests(mirror_stack.rls.metrics_url, quiet) == Counter({"allowed": QUIET_REQUESTS}),
+        what="quiet decisions",
+    )
+    assert received(mirror_stack, noisy, OTLP_PATH) == Counter(bodies)  # each exactly once, byte-identical
+    assert received(mirror_stack, quiet, OTLP_PATH) == Counter(bodies[:QUIET_REQUESTS])
+    assert envoy_stat(mirror_stack.envoy, "cluster.distributor.upstream_rq_total") == 0
+    print(
+        f"mirror OTLP: {NOISY_REQUESTS} + {QUIET_REQUESTS} requests of {n} items each reached the distributor once; "
+        f"RLS (shadow) decided noisy {dict(tenant_requests(mirror_stack.rls.metrics_url, noisy))}"
+    )
+
+
 def test_a_forwarding_envoy_still_cannot_make_the_distributor_ingest_a_copy(
     forwarding_envoy_stack: MirrorStack,
 ) -> None:
@@ -173,7 +214,17 @@ def test_a_forwarding_envoy_still_cannot_make_the_distributor_ingest_a_copy(
     wait_for(lambda: sum(received(stack, tenant, MIRROR_PATH).values()) == QUIET_REQUESTS, what="forwarded copies")
     assert received(stack, tenant) == Counter(bodies)  # the push path: still exactly once
     assert received(stack, tenant, MIRROR_PATH) == Counter(bodies)
+    otlp, _ = otlp_bodies(QUIET_REQUESTS)
+    assert send_otlp(stack, tenant, otlp) == [200] * QUIET_REQUESTS
+    # The OTLP copies are forwarded too (Envoy's distributor cluster sees both protocols' copies),
+    # on MIRROR_OTLP_PATH: not Mimir's OTLP path, so never ingested as a second write.
+    wait_for(
+        lambda: envoy_stat(stack.envoy, "cluster.distributor.upstream_rq_total") == 2 * QUIET_REQUESTS,
+        what="forwarded OTLP copies",
+    )
+    assert received(stack, tenant, OTLP_PATH) == Counter(otlp)
+    assert sum(received(stack, tenant, MIRROR_OTLP_PATH).values()) == 0
     print(
-        f"mirror with a forwarding Envoy: {QUIET_REQUESTS} pushes once each at /api/v1/push, "
-        f"{QUIET_REQUESTS} copies at {MIRROR_PATH} (not a Mimir route)"
+        f"mirror with a forwarding Envoy: {QUIET_REQUESTS} pushes once each at /api/v1/push and {OTLP_PATH}, "
+        f"{QUIET_REQUESTS} copies each at {MIRROR_PATH} and {MIRROR_OTLP_PATH} (not Mimir routes)"
     )

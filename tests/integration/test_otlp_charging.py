@@ -22,6 +22,7 @@ import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as authz
 from envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
 from google.rpc import status_pb2
+from mimir_edge.contract import MIRROR_OTLP_PATH
 from mimir_edge.core.limits import TenantLimits
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.rls import RlsProcess
@@ -115,6 +116,24 @@ def test_otlp_at_the_burst_boundary(
             code, message = doc["code"], doc["message"]
         assert code == 8  # ResourceExhausted
         assert "err-mimir-tenant-max-ingestion-rate" in message
+
+
+def test_nginx_mirror_copy_is_counted_as_otlp(rls: RlsProcess, redis_server: RedisServer) -> None:
+    """NGINX's mirror phase sends the OTLP copy to MIRROR_OTLP_PATH (a path Mimir has no route for):
+    the RLS must still count it as OTLP, not refuse it as a bad remote_write body."""
+    req = REQUESTS["every-type-several-resources"]
+    n = mimir_charge(req)
+    for burst, admitted in ((n, True), (n - 1, False)):
+        tenant = f"otlp-mirror-{uuid.uuid4().hex[:8]}"
+        set_limits(redis_server.url, tenant, limits(Settings(), burst))
+        status, headers, answer = post(
+            rls, tenant, req.SerializeToString(), {"content-type": PROTOBUF}, MIRROR_OTLP_PATH
+        )
+        assert status == (200 if admitted else 429), f"burst {burst} for a request Mimir charges {n}"
+        if admitted:
+            assert headers["x-mimir-edge-items"] == str(n)
+        else:
+            assert status_pb2.Status.FromString(answer).code == 8
 
 
 def test_rate_limited_answer_has_retry_after(rls: RlsProcess, redis_server: RedisServer) -> None:

@@ -6,6 +6,10 @@ Prometheus standing in for the distributor.
 Prometheus 2.42 cannot send X-Scope-OrgID, so each remote_write queue authenticates as its tenant
 (basic auth) and NGINX maps the user to the header; each queue also labels its samples with
 `tenant`, so the receiver can count them per tenant. Every phase prints what it saw.
+
+OTLP goes through the same NGINX configs; Debian's Prometheus 2.42 has no OTLP receiver (it
+answers 404), so for OTLP what is checked is which side decided each write: the RLS counts a
+decision for exactly the tenants the phase sends through Envoy.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.rls import RlsProcess
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.stack import set_limits
+from tests.otlp_requests import every_point_type, request, resource
+from tests.stack import post, set_limits
 from tests.waiting import wait_for
 
 PASSWORD = "remote-write"
@@ -246,13 +251,30 @@ def test_full_cuts_the_tenant_over_its_limit_and_loses_nothing_else(edge: list[E
     assert 0 < received[over] == got[over] <= budget, "cut to its budget"
 
 
-def test_canary_by_tenant_moves_tenants_one_way(edge: list[Edge], tmp_path: Path) -> None:
-    # Two tenants on each side of each step, chosen with NGINX's own hash (on_canary).
-    candidates = [f"canary-{i:03d}" for i in range(400)]
+def on_each_side(prefix: str) -> list[str]:
+    """Two tenants on each side of each canary step, chosen with NGINX's own hash (on_canary)."""
+    candidates = [f"{prefix}-{i:03d}" for i in range(400)]
     at10 = [t for t in candidates if on_canary(t, 10)][:2]
     at50 = [t for t in candidates if on_canary(t, 50) and not on_canary(t, 10)][:2]
     at100 = [t for t in candidates if not on_canary(t, 50)][:2]
-    tenants = at10 + at50 + at100
+    return at10 + at50 + at100
+
+
+def otlp_through(e: Edge, tenants: Sequence[str]) -> set[str]:
+    """One OTLP write per tenant through NGINX; the tenants the RLS decided it for."""
+    assert e.nginx is not None
+    body = request((resource(), every_point_type())).SerializeToString()
+    decided = {t: sum(e.rls_requests(t, d) for d in ("allowed", "denied")) for t in tenants}
+    for tenant in tenants:
+        headers = {"X-Scope-OrgID": tenant, "Content-Type": "application/x-protobuf"}
+        post(e.nginx.url, body, headers, path="/otlp/v1/metrics")  # answered 404 by the 2.42 receiver
+    return {t for t in tenants if sum(e.rls_requests(t, d) for d in ("allowed", "denied")) > decided[t]}
+
+
+def test_canary_by_tenant_moves_tenants_one_way(edge: list[Edge], tmp_path: Path) -> None:
+    tenants = on_each_side("canary")
+    at10 = tenants[:2]
+    otlp_tenants = on_each_side("otlp")
     e = Edge(tmp_path, tenants)
     edge.append(e)
     e.start(phase="canary", percent=10, shadow=False, limits=dict.fromkeys(tenants, OVER))
@@ -265,8 +287,11 @@ def test_canary_by_tenant_moves_tenants_one_way(edge: list[Edge], tmp_path: Path
         e.wait_for_batches(2)  # every tenant sent at least twice under this config
         after = {t: e.rls_requests(t, "allowed") + e.rls_requests(t, "denied") for t in tenants}
         enforced = {t for t in tenants if after[t] > before[t]}
+        otlp_enforced = otlp_through(e, otlp_tenants)
         print(f"\ncanary {percent}%: enforced {sorted(enforced)}, direct {sorted(set(tenants) - enforced)}")
+        print(f"canary {percent}%: OTLP enforced {sorted(otlp_enforced)}")
         assert enforced == {t for t in tenants if on_canary(t, percent)}
+        assert otlp_enforced == {t for t in otlp_tenants if on_canary(t, percent)}, "OTLP split like remote_write"
         assert enforced >= enforced_before, "a tenant never moves back"
         enforced_before = enforced
     sender = e.quiesce()
@@ -283,9 +308,11 @@ def test_emergency_rollback_while_traffic_flows_loses_nothing(edge: list[Edge], 
     e.start(phase="full", shadow=False, limits={over: OVER, under: UNDER})
     assert e.nginx is not None
     e.wait_for_batches(4)
+    assert otlp_through(e, ["rollback-otlp"]) == {"rollback-otlp"}, "full: OTLP through the edge"
     enforced_before = e.rls_requests(under, "allowed")
     e.nginx.reload(e.nginx_options("direct"))  # nginx-direct: straight to the distributor
     rolled_back = e.rls_requests(under, "allowed")
+    assert otlp_through(e, ["rollback-otlp"]) == set(), "rolled back: OTLP straight to the distributor"
     e.wait_for_batches(4)
     sender = e.quiesce()
     got = delivered(sender)

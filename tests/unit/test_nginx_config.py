@@ -12,7 +12,10 @@ import yaml
 from mimir_edge import cli
 from mimir_edge.deploy.nginx import (
     EXAMPLE_NAMES,
+    INFLUX_PATH,
+    MIRROR_OTLP_PATH,
     MIRROR_PATH,
+    OTLP_PATH,
     REGENERATE,
     NginxOptions,
     configmap_yaml,
@@ -21,6 +24,7 @@ from mimir_edge.deploy.nginx import (
     healthz_body,
     murmur_hash2,
     on_canary,
+    phase_options,
     render,
 )
 from mimir_edge.localstack import nginx as local_nginx
@@ -85,6 +89,53 @@ def test_mirror_writes_to_the_distributor_and_copies_to_envoy_off_the_push_path(
     assert 'Content-Length ""' not in mirror  # the original plan's mirror config dropped the body's length
 
 
+def location(text: str, path: str) -> str:
+    """The body of `location = path { ... }` in a rendered config."""
+    start = text.index(f"        location = {path} {{\n")
+    return text[start : text.index("\n        }\n", start)]
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_otlp_takes_the_route_remote_write_takes_in_every_phase(name: str) -> None:
+    text = render(example_options(name))
+    push, otlp = location(text, "/api/v1/push"), location(text, OTLP_PATH)
+    # Same block but for the path (and its mirror copy's location): same target, same route header.
+    assert otlp.replace(OTLP_PATH, "/api/v1/push").replace("_mirror_otlp", "_mirror") == push
+    assert f"/api/v1/push{OTLP_PATH}" not in text  # the OTLP path is never appended to the push path
+    target = {"direct": "distributor", "mirror": "distributor", "full": "envoy"}.get(name, "$edge_route")
+    assert f"proxy_pass http://{target}{OTLP_PATH};" in otlp
+
+
+def test_mirror_copies_otlp_to_a_path_the_rls_counts_as_otlp() -> None:
+    mirror = render(example_options("mirror"))
+    assert "mirror /_mimir_edge_mirror_otlp;\n            mirror_request_body on;" in location(mirror, OTLP_PATH)
+    copy = location(mirror, "/_mimir_edge_mirror_otlp")
+    assert "internal;" in copy and f"proxy_pass http://envoy{MIRROR_OTLP_PATH};" in copy
+    assert MIRROR_OTLP_PATH == MIRROR_PATH + OTLP_PATH  # still ends in Mimir's OTLP path: see rls/enforcer.py
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_other_paths_get_a_404_naming_the_served_writes(name: str) -> None:
+    text = render(example_options(name))
+    assert "upstream passthrough" not in text
+    assert (
+        '        location / {\n            default_type text/plain;\n            return 404 "this NGINX serves only '
+        f'the writes /api/v1/push and {OTLP_PATH}; queries, rules and Alertmanager go to Mimir directly\\n";'
+    ) in text
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_passthrough_sends_every_other_path_untouched_but_never_an_uncounted_write(name: str) -> None:
+    text = render(phase_options(name, NginxOptions(passthrough=("mimir-gateway.mimir.svc", 80))))
+    assert "    upstream passthrough {\n        server mimir-gateway.mimir.svc:80;" in text
+    other = text[text.index("        location / {") :]
+    # No URI on proxy_pass: the client's URI and query string go through unchanged.
+    assert "proxy_pass http://passthrough;" in other and "return 404" not in other
+    assert "proxy_read_timeout 300s;" in other  # above Mimir's 2 m query timeout
+    influx = text[text.index(f"        location ^~ {INFLUX_PATH} {{") :]
+    assert influx.index("return 404") < influx.index("}")
+
+
 def test_remote_write_essentials() -> None:
     text = render(NginxOptions(client_max_body_size=52428800))
     for line in (
@@ -120,6 +171,9 @@ def test_basic_auth_map() -> None:
         ({"tenant_header": "X Scope"}, "not a header name"),
         ({"upstream_path": "api/v1/push"}, "plain absolute path"),
         ({"client_max_body_size": 0}, "positive"),
+        ({"push_path": OTLP_PATH}, "already routes"),
+        ({"push_path": MIRROR_PATH}, "already routes"),
+        ({"passthrough": ("gateway; evil", 80)}, "not a valid host:port"),
     ],
 )
 def test_invalid_options_are_refused(kwargs: dict[str, object], message: str) -> None:
@@ -169,6 +223,9 @@ def test_render_nginx_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert cli.main(["render-nginx", "--phase", "full", "--basic-auth-tenant", "nopassword"]) == 2
     assert "USER:PASSWORD" in capsys.readouterr().err
     assert cli.main(["render-nginx"]) == 2
+    capsys.readouterr()
+    assert cli.main(["render-nginx", "--phase", "full", "--passthrough", "gateway:80"]) == 0
+    assert capsys.readouterr().out == render(NginxOptions(phase="full", passthrough=("gateway", 80)))
 
 
 def test_missing_nginx_fails_saying_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

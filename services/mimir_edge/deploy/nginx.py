@@ -1,15 +1,25 @@
 """The NGINX config for each rollout phase, as `mimir-edge render-nginx` prints it.
 
-- `direct` (rollback): everything straight to the distributor; no Envoy anywhere.
+Both of Mimir's write paths are routed by phase: remote_write (`push_path`) and OTLP
+(`/otlp/v1/metrics`), always the same way for one tenant.
+
+- `direct` (rollback): every write straight to the distributor; no Envoy anywhere.
 - `mirror`: every write goes to the distributor (the one real write) and is mirrored to Envoy,
   whose answer NGINX discards. Envoy in mirror mode answers the copy itself (shadow decision,
-  204). The copy is also sent to a path the distributor does not ingest (`MIRROR_PATH`), so
-  even an Envoy that forwards cannot make Mimir ingest a write twice.
+  204). The copy is also sent to a path the distributor does not ingest (`MIRROR_PATH`, and
+  `MIRROR_OTLP_PATH` for OTLP, which still ends in the OTLP path so the RLS counts it as OTLP),
+  so even an Envoy that forwards cannot make Mimir ingest a write twice.
 - `canary`: `split_clients` on the tenant (never on the request id): a tenant is wholly enforced
-  or wholly not. NGINX hashes the key with MurmurHash2 and the percentages are cumulative
-  ranges of the hash, so raising the percentage only moves tenants from direct to Envoy
-  (`on_canary` predicts the side of a tenant).
-- `full`: everything through Envoy.
+  or wholly not, for both protocols. NGINX hashes the key with MurmurHash2 and the percentages
+  are cumulative ranges of the hash, so raising the percentage only moves tenants from direct to
+  Envoy (`on_canary` predicts the side of a tenant).
+- `full`: every write through Envoy.
+
+Every other path (queries, rules, Alertmanager, ...) is the same in every phase: a phase changes
+where a write goes, never which paths are served. Without `passthrough` they get a 404 naming what
+is served (the edge fronts writes only); with `passthrough` (Mimir's gateway or query-frontend)
+they go there untouched. Mimir's Influx write path is always refused: the edge cannot count it,
+and passing it on would let a tenant over its limit write around the edge.
 
 The tenant is the tenant header or, when it is absent, the user of a known basic-auth pair
 (`basic_auth_tenants`): Prometheus 2.42 cannot send custom headers but does send basic auth.
@@ -22,7 +32,13 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 
-from mimir_edge.contract import DEFAULT_TENANT_HEADER, ROUTE_HEADER
+from mimir_edge.contract import (
+    DEFAULT_TENANT_HEADER,
+    MIRROR_OTLP_PATH,
+    MIRROR_PATH,
+    OTLP_PATH,
+    ROUTE_HEADER,
+)
 
 PHASES = ("direct", "mirror", "canary", "full")
 CANARY_STEPS = (10, 25, 50, 75, 100)
@@ -35,9 +51,11 @@ DEFAULT_DISTRIBUTOR = ("distributor.mimir.svc.cluster.local", 8080)
 DEFAULT_ENVOY = ("mimir-envoy.mimir-edge-enforcement.svc.cluster.local", 8080)
 DEFAULT_CONFIGMAP = "mimir-edge-nginx"
 PHASE_ANNOTATION = "mimir-edge.io/phase"
-#: Where mirrored copies are sent: Envoy (mirror mode) answers them itself; a distributor has no
-#: such route (404), so a copy forwarded by mistake is never ingested.
-MIRROR_PATH = "/mimir-edge/mirror"
+#: Mimir's Influx line protocol write path (experimental in Mimir): a write the edge cannot count.
+INFLUX_PATH = "/api/v1/push/influx/write"
+#: Seconds NGINX waits for a passed-through answer: above Mimir's default query timeout (2 m), so
+#: a slow query is answered by Mimir, not cut off by NGINX.
+PASSTHROUGH_READ_TIMEOUT_S = 300
 REGENERATE = "mimir-edge render-nginx --all-examples examples/"
 
 # Mimir's tenant id alphabet (a basic-auth user becomes a tenant id, and is quoted in the config).
@@ -67,6 +85,9 @@ class NginxOptions:
     upstream_path: str = "/api/v1/push"
     #: pid and temp files; must be writable (in Kubernetes: an emptyDir on /tmp).
     runtime_dir: str = "/tmp"
+    #: Where every path that is not a write goes, untouched (Mimir's gateway or query-frontend);
+    #: None: those paths get a 404 naming what this NGINX serves.
+    passthrough: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
@@ -75,7 +96,8 @@ class NginxOptions:
             raise ValueError(f"canary percent must be 1-100, got {self.canary_percent}")
         if self.phase != "canary" and self.canary_percent:
             raise ValueError("a canary percent is only meaningful in the canary phase")
-        for host, port in (self.listen, self.distributor, self.envoy):
+        addresses = (self.listen, self.distributor, self.envoy, *((self.passthrough,) if self.passthrough else ()))
+        for host, port in addresses:
             if not _HOST.match(host) or not 0 <= port < 65536:
                 raise ValueError(f"{host}:{port} is not a valid host:port")
         if not _HEADER.match(self.tenant_header):
@@ -90,6 +112,8 @@ class NginxOptions:
         for path in (self.push_path, self.upstream_path):
             if not _PATH.match(path):
                 raise ValueError(f"{path!r} is not a plain absolute path")
+        if self.push_path in (OTLP_PATH, INFLUX_PATH, MIRROR_PATH, MIRROR_OTLP_PATH, "/healthz"):
+            raise ValueError(f"push path {self.push_path!r} is a path this config already routes")
         if not _DIR.match(self.runtime_dir):
             raise ValueError(f"{self.runtime_dir!r} is not a plain absolute directory")
 
@@ -215,19 +239,21 @@ def _upstream(name: str, address: tuple[str, int]) -> list[str]:
     ]
 
 
-def _push_location(options: NginxOptions) -> list[str]:
-    lines = [f"        location = {options.push_path} {{"]
+def _write_location(options: NginxOptions, path: str, upstream_path: str, mirror: tuple[str, str]) -> list[str]:
+    """One write path, routed by phase; `mirror` is (internal location, path at Envoy) of its copy."""
+    mirror_location, mirror_path = mirror
+    lines = [f"        location = {path} {{"]
     if options.phase == "canary":
-        target = f"http://$edge_route{options.upstream_path}"
+        target = f"http://$edge_route{upstream_path}"
     elif options.phase == "full":
-        target = f"http://envoy{options.upstream_path}"
+        target = f"http://envoy{upstream_path}"
     else:
-        target = f"http://distributor{options.upstream_path}"
+        target = f"http://distributor{upstream_path}"
     if options.phase == "mirror":
         lines += [
             "            # The copy to Envoy: read the body once, send it to both; the copy's answer is",
             "            # discarded. The client's answer is the distributor's.",
-            "            mirror /_mimir_edge_mirror;",
+            f"            mirror {mirror_location};",
             "            mirror_request_body on;",
         ]
     lines += [
@@ -238,7 +264,7 @@ def _push_location(options: NginxOptions) -> list[str]:
     ]
     if options.phase == "mirror":
         lines += [
-            "        location = /_mimir_edge_mirror {",
+            f"        location = {mirror_location} {{",
             "            internal;",
             "            # Short timeouts: NGINX answers the client at once, but the client's next request on",
             "            # the same keep-alive connection waits until this copy is done. Envoy answers within",
@@ -246,11 +272,59 @@ def _push_location(options: NginxOptions) -> list[str]:
             "            proxy_connect_timeout 1s;",
             "            proxy_send_timeout 2s;",
             "            proxy_read_timeout 2s;",
-            f"            proxy_pass http://envoy{MIRROR_PATH};",
+            f"            proxy_pass http://envoy{mirror_path};",
             "        }",
             "",
         ]
     return lines
+
+
+def _write_locations(options: NginxOptions) -> list[str]:
+    return [
+        "        # remote_write.",
+        *_write_location(options, options.push_path, options.upstream_path, ("/_mimir_edge_mirror", MIRROR_PATH)),
+        "        # OTLP: the same route as remote_write for the same tenant (one budget, one side of the",
+        "        # canary). The path reaches Envoy unchanged: the RLS counts a write as OTLP by its path.",
+        *_write_location(options, OTLP_PATH, OTLP_PATH, ("/_mimir_edge_mirror_otlp", MIRROR_OTLP_PATH)),
+    ]
+
+
+def served_paths(options: NginxOptions) -> str:
+    """The write paths this NGINX routes, as its 404 names them."""
+    return f"{options.push_path} and {OTLP_PATH}"
+
+
+def _other_locations(options: NginxOptions) -> list[str]:
+    lines = [
+        "        # A write the edge cannot count: refused in every phase rather than passed around the limits.",
+        f"        location ^~ {INFLUX_PATH} {{",
+        "            default_type text/plain;",
+        f'            return 404 "Influx writes are not enforced by Mimir Edge Enforcement; send remote_write to '
+        f'{options.push_path} or OTLP to {OTLP_PATH}\\n";',
+        "        }",
+        "",
+    ]
+    if options.passthrough is None:
+        return [
+            *lines,
+            "        # The edge fronts writes only: queries, rules and Alertmanager go to Mimir another way",
+            "        # (render with --passthrough to pass them on from here).",
+            "        location / {",
+            "            default_type text/plain;",
+            f'            return 404 "this NGINX serves only the writes {served_paths(options)}; queries, rules '
+            'and Alertmanager go to Mimir directly\\n";',
+            "        }",
+        ]
+    return [
+        *lines,
+        "        # Every other path (queries, rules, Alertmanager, Mimir's UI) to Mimir untouched: URI,",
+        "        # query string, headers and the tenant as the client sent them.",
+        "        location / {",
+        f"            add_header {ROUTE_HEADER} passthrough always;",
+        f"            proxy_read_timeout {PASSTHROUGH_READ_TIMEOUT_S}s;",
+        "            proxy_pass http://passthrough;",
+        "        }",
+    ]
 
 
 def _describe(options: NginxOptions) -> str:
@@ -308,6 +382,8 @@ def _render(options: NginxOptions, digest: str) -> str:
     ]
     if options.phase != "direct":
         lines += _upstream("envoy", options.envoy)
+    if options.passthrough is not None:
+        lines += _upstream("passthrough", options.passthrough)
     lines += [
         "    server {",
         f"        listen {listen_host}:{listen_port};",
@@ -331,11 +407,8 @@ def _render(options: NginxOptions, digest: str) -> str:
         f'            return 200 "ok {options.name} {digest}\\n";',
         "        }",
         "",
-        *_push_location(options),
-        "        location / {",
-        "            default_type text/plain;",
-        f'            return 404 "only {options.push_path} is served here\\n";',
-        "        }",
+        *_write_locations(options),
+        *_other_locations(options),
         "    }",
         "}",
         "",

@@ -1,6 +1,6 @@
-"""A stand-in Mimir distributor: accepts remote_write, counts what each tenant got, records
-requests. Clearly not Mimir: it answers like Mimir's push endpoint (200; the RW 2.0 written
-headers) but stores nothing. For tests, the demo and the local stack."""
+"""A stand-in Mimir distributor: accepts remote_write and OTLP (on Mimir's OTLP path), counts
+what each tenant got, records requests. Clearly not Mimir: it answers like Mimir's push endpoint
+(200; the RW 2.0 written headers) but stores nothing. For tests, the demo and the local stack."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from mimir_edge import httpd
+from mimir_edge.contract import OTLP_PATH
 from mimir_edge.core.errors import EdgeError
+from mimir_edge.core.otlp import count_otlp_request
 from mimir_edge.core.remote_write import Protocol, count_write_request
 
 MAX_BODY = 64 << 20
@@ -22,6 +24,31 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+
+
+def _count(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
+    """(items, extra answer headers) of one write, as Mimir's push or OTLP endpoint would take it."""
+    if path.partition("?")[0] == OTLP_PATH:
+        otlp = count_otlp_request(
+            body,
+            content_type=headers.get("content-type"),
+            content_encoding=headers.get("content-encoding"),
+            max_decompressed_bytes=MAX_BODY,
+        )
+        return otlp.items, {}
+    counts = count_write_request(
+        body,
+        content_type=headers.get("content-type"),
+        content_encoding=headers.get("content-encoding"),
+        max_decompressed_bytes=MAX_BODY,
+    )
+    if counts.protocol is not Protocol.RW2:
+        return counts.items, {}
+    return counts.items, {
+        "X-Prometheus-Remote-Write-Samples-Written": str(counts.float_samples),
+        "X-Prometheus-Remote-Write-Histograms-Written": str(counts.histogram_samples),
+        "X-Prometheus-Remote-Write-Exemplars-Written": str(counts.exemplars),
+    }
 
 
 @dataclass
@@ -55,23 +82,11 @@ class StandInDistributor:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 tenant = headers.get("x-scope-orgid", "")
                 try:
-                    counts = count_write_request(
-                        body,
-                        content_type=headers.get("content-type"),
-                        content_encoding=headers.get("content-encoding"),
-                        max_decompressed_bytes=MAX_BODY,
-                    )
+                    items, extra = _count(self.path, headers, body)
                 except EdgeError as exc:
                     self._answer(exc.http_status, f"{exc}\n".encode())
                     return
-                outer._record(Received("POST", self.path, headers, body), tenant, counts.items)
-                extra = {}
-                if counts.protocol is Protocol.RW2:
-                    extra = {
-                        "X-Prometheus-Remote-Write-Samples-Written": str(counts.float_samples),
-                        "X-Prometheus-Remote-Write-Histograms-Written": str(counts.histogram_samples),
-                        "X-Prometheus-Remote-Write-Exemplars-Written": str(counts.exemplars),
-                    }
+                outer._record(Received("POST", self.path, headers, body), tenant, items)
                 self._answer(200, b"", extra)
 
             def do_GET(self) -> None:

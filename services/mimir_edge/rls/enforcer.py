@@ -15,7 +15,13 @@ from typing import Protocol
 import structlog
 
 from mimir_edge import logs
-from mimir_edge.contract import DECISION_HEADER, ITEMS_HEADER, OTLP_PATH, REASON_HEADER, SERIES_HEADER
+from mimir_edge.contract import (
+    DECISION_HEADER,
+    ITEMS_HEADER,
+    OTLP_CHECK_PATHS,
+    REASON_HEADER,
+    SERIES_HEADER,
+)
 from mimir_edge.core import otlp
 from mimir_edge.core.admission import OtlpVariants, WriteCharge, items_to_charge
 from mimir_edge.core.errors import EdgeError, PayloadTooLarge, StoreUnavailable
@@ -104,8 +110,9 @@ class CheckResult:
 
 
 def protocol_for_path(path: str | None) -> WriteProtocol:
-    """OTLP for Mimir's OTLP path (a query string aside), remote_write for any other."""
-    if path is not None and path.partition("?")[0] == OTLP_PATH:
+    """OTLP for Mimir's OTLP path or NGINX's mirror copy of it (a query string aside), remote_write
+    for any other."""
+    if path is not None and path.partition("?")[0] in OTLP_CHECK_PATHS:
         return WriteProtocol.OTLP
     return WriteProtocol.REMOTE_WRITE
 
@@ -182,8 +189,9 @@ class Enforcer:
     async def check(
         self, headers: Mapping[str, str], body: bytes, *, charge: bool = True, path: str | None = None
     ) -> CheckResult:
-        """Decide a write: OTLP when `path` is Mimir's OTLP path, remote_write otherwise. With
-        `charge=False` only count (the rate limit filter charges the buckets through ShouldRateLimit)."""
+        """Decide a write: OTLP when `path` is Mimir's OTLP path (or NGINX's mirror copy of it),
+        remote_write otherwise. With `charge=False` only count (the rate limit filter charges the
+        buckets through ShouldRateLimit)."""
         if protocol_for_path(path) is WriteProtocol.OTLP:
             return await self._check_otlp(headers, body, charge=charge)
         cfg = self._config
