@@ -8,8 +8,9 @@ tests/integration/test_helm_envoy.py compares the two for every combination and 
   forwarded mirror would be ingested twice.
 - charge check: ext_authz Check charges requests and items in one call. charge ratelimit: Check only
   counts (route context extension) and the rate limit filter charges via ShouldRateLimit.
-- authzTransport grpc: Check over gRPC (port config.rls.port). http: Envoy's ext_authz HTTP service
-  (port config.rlsHttpPort), the same decision for a fraction of the RLS's CPU; charge check only.
+- authzTransport http (the default with charge check): Envoy's ext_authz HTTP service (port
+  config.rlsHttpPort), the same decision for a fraction of the RLS's CPU. grpc (the default with
+  charge ratelimit, which needs it): Check over gRPC (port config.rls.port).
 */}}
 {{- define "envoy.bootstrap" -}}
 {{- $c := .Values.config -}}
@@ -17,9 +18,10 @@ tests/integration/test_helm_envoy.py compares the two for every combination and 
 {{- $upstreamHost := $c.upstream.host -}}
 {{- $header := lower $c.tenantHeader -}}
 {{- $authzTimeout := include "envoy.duration" $c.authzTimeoutSeconds -}}
-{{- $http := eq $c.authzTransport "http" -}}
+{{- $http := eq (include "envoy.authzTransport" .) "http" -}}
+{{- $failureModeAllow := eq (include "envoy.failureModeAllow" .) "true" -}}
 {{- if and $http (eq $c.charge "ratelimit") -}}
-{{- fail "config.charge=ratelimit needs config.authzTransport=grpc: the rate limit filter speaks gRPC only" -}}
+{{- fail "config.charge=ratelimit needs config.authzTransport=grpc (its default): the rate limit filter speaks gRPC only" -}}
 {{- end -}}
 admin:
   address:
@@ -125,7 +127,7 @@ static_resources:
                                 "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
                           host_selection_retry_max_attempts: 3
                       {{- end }}
-                      failure_mode_allow: {{ $c.failureModeAllow }}
+                      failure_mode_allow: {{ $failureModeAllow }}
                       # Envoy's default is 403, which clients drop; 503 is retried and loses nothing.
                       status_on_error:
                         code: ServiceUnavailable
@@ -139,7 +141,7 @@ static_resources:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
                       domain: mimir-edge
                       timeout: {{ $authzTimeout }}
-                      failure_mode_deny: {{ not $c.failureModeAllow }}
+                      failure_mode_deny: {{ not $failureModeAllow }}
                       status_on_error:
                         code: ServiceUnavailable
                       enable_x_ratelimit_headers: DRAFT_VERSION_03

@@ -5,11 +5,13 @@
 - `mirror`: the same checks, but Envoy answers 204 itself and never forwards: NGINX already sent
   the original to Mimir, a forwarded mirror would be ingested twice.
 
-Transport of the ext_authz call (`authz_transport`):
-- `grpc` (default): `envoy.service.auth.v3.Authorization/Check` on the RLS's GRPC_ADDR.
-- `http`: Envoy's `http_service` to the RLS's AUTHZ_HTTP_ADDR, the same decision at a fraction of
-  grpcio's per-call CPU (see rls/http_authz.py). `rls` then lists the HTTP addresses. Only with
-  `charge=check`: the rate limit filter speaks gRPC only.
+Transport of the ext_authz call (`authz_transport`; `rls` lists the addresses of that transport):
+- `http` (the default with `charge=check`): Envoy's `http_service` to the RLS's AUTHZ_HTTP_ADDR,
+  the same decision at a fraction of grpcio's per-call CPU (see rls/http_authz.py). With the RLS's
+  failure mode deny, the RLS's 503 reaches the client as Envoy's own 503, without `Retry-After`.
+- `grpc` (the default with `charge=ratelimit`): `envoy.service.auth.v3.Authorization/Check` on the
+  RLS's GRPC_ADDR. Ratelimit charging needs it: the rate limit filter speaks gRPC only, so
+  `charge=ratelimit` with an explicit `http` is refused.
 
 Charging, exactly once per request and dimension:
 - `check` (default): ext_authz Check decides requests and items in one atomic call.
@@ -42,6 +44,9 @@ from mimir_edge.contract import (
 MODES = ("mirror", "canary", "full")
 CHARGES = ("check", "ratelimit")
 TRANSPORTS = ("grpc", "http")
+#: What `authz_transport` is when not given: HTTP (less RLS CPU per check), except that ratelimit
+#: charging needs gRPC.
+DEFAULT_TRANSPORT = {"check": "http", "ratelimit": "grpc"}
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _EXT_AUTHZ = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
@@ -68,17 +73,23 @@ class EnvoyOptions:
     upstream_timeout_s: float = 30.0
     #: False renders a plain proxy with no enforcement filters: the benchmarks' baseline.
     enforcement_filters: bool = True
-    authz_transport: str = "grpc"
+    #: "" (not given): DEFAULT_TRANSPORT[charge]; read back, it is always "grpc" or "http".
+    authz_transport: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.charge not in CHARGES:
             raise ValueError(f"charge must be one of {', '.join(CHARGES)}, got {self.charge!r}")
+        if not self.authz_transport:
+            # Frozen: resolved once here, so every reader sees the transport actually rendered.
+            object.__setattr__(self, "authz_transport", DEFAULT_TRANSPORT[self.charge])
         if self.authz_transport not in TRANSPORTS:
             raise ValueError(f"authz_transport must be one of {', '.join(TRANSPORTS)}, got {self.authz_transport!r}")
         if self.authz_transport == "http" and self.charge == "ratelimit":
-            raise ValueError("charge=ratelimit needs authz_transport=grpc: the rate limit filter speaks gRPC only")
+            raise ValueError(
+                "charge=ratelimit needs authz_transport=grpc (its default): the rate limit filter speaks gRPC only"
+            )
         if not self.rls:
             raise ValueError("at least one RLS address is needed")
 
@@ -278,6 +289,16 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
             }
         )
     filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}})
+    hcm: dict[str, Any] = {
+        "@type": _HCM,
+        "stat_prefix": "remote_write",
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": "remote_write",
+            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}],
+        },
+        "http_filters": filters,
+    }
 
     return {
         "admin": {"address": _socket(*options.admin)},
@@ -291,16 +312,7 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
                             "filters": [
                                 {
                                     "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": {
-                                        "@type": _HCM,
-                                        "stat_prefix": "remote_write",
-                                        "codec_type": "AUTO",
-                                        "route_config": {
-                                            "name": "remote_write",
-                                            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}],
-                                        },
-                                        "http_filters": filters,
-                                    },
+                                    "typed_config": hcm,
                                 }
                             ],
                         }
