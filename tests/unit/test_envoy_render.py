@@ -3,13 +3,16 @@ failure mode for every filter that can fail open."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from google.rpc import status_pb2
 from mimir_edge.cli import main
-from mimir_edge.deploy.envoy import EnvoyOptions, render
+from mimir_edge.deploy.envoy import OTLP_RATE_LIMITED_MESSAGE, EnvoyOptions, render
 
 RLS = (("127.0.0.1", 8083),)
 UPSTREAM = ("127.0.0.1", 8080)
@@ -74,3 +77,20 @@ def test_render_envoy_cli_refuses_ratelimit_over_http(capsys: pytest.CaptureFixt
     code = main(["render-envoy", *args])
     assert code == 2
     assert "charge=ratelimit needs authz_transport=grpc" in capsys.readouterr().err
+
+
+def test_ratelimit_charging_answers_otlp_writes_with_a_status_in_their_format() -> None:
+    """The rate limit filter's own 429 has no body: for OTLP the local reply mappers supply one."""
+    hcm = render(EnvoyOptions(rls=RLS, upstream=UPSTREAM, charge="ratelimit"))["static_resources"]["listeners"][0][
+        "filter_chains"
+    ][0]["filters"][0]["typed_config"]
+    as_json, as_protobuf = hcm["local_reply_config"]["mappers"]
+    assert as_json["body_format_override"]["content_type"] == "application/json"
+    assert json.loads(as_json["body"]["inline_string"]) == {"code": 8, "message": OTLP_RATE_LIMITED_MESSAGE}
+    assert as_protobuf["body_format_override"]["content_type"] == "application/x-protobuf"
+    status = status_pb2.Status.FromString(base64.b64decode(as_protobuf["body"]["inline_bytes"]))
+    assert (status.code, status.message) == (8, OTLP_RATE_LIMITED_MESSAGE)
+    assert "err-mimir-tenant-max-ingestion-rate" in status.message
+    # Only with charge=ratelimit: the Check's own 429 already has its body.
+    check = render(EnvoyOptions(rls=RLS, upstream=UPSTREAM))["static_resources"]["listeners"][0]["filter_chains"][0]
+    assert "local_reply_config" not in check["filters"][0]["typed_config"]

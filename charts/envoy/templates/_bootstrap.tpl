@@ -42,6 +42,54 @@ static_resources:
                 "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                 stat_prefix: remote_write
                 codec_type: AUTO
+                {{- if eq $c.charge "ratelimit" }}
+                # The rate limit filter answers 429 itself, with no body: for an OTLP write it is
+                # rewritten into a google.rpc.Status in the request's format (render-envoy's
+                # _otlp_local_replies; test_helm_envoy.py keeps the two equal).
+                local_reply_config:
+                  mappers:
+                  - filter:
+                      and_filter:
+                        filters:
+                        - response_flag_filter:
+                            flags:
+                            - RL
+                        - header_filter:
+                            header:
+                              name: :path
+                              string_match:
+                                safe_regex:
+                                  regex: /otlp/v1/metrics(\?.*)?
+                        - header_filter:
+                            header:
+                              name: content-type
+                              string_match:
+                                exact: application/json
+                    body:
+                      inline_string: '{"code":8,"message":"the request has been rejected because the tenant exceeded its request rate or ingestion rate limit (err-mimir-tenant-max-request-rate or err-mimir-tenant-max-ingestion-rate; the x-mimir-edge-reason header names it)"}'
+                    body_format_override:
+                      text_format_source:
+                        inline_string: '%LOCAL_REPLY_BODY%'
+                      content_type: application/json
+                  - filter:
+                      and_filter:
+                        filters:
+                        - response_flag_filter:
+                            flags:
+                            - RL
+                        - header_filter:
+                            header:
+                              name: :path
+                              string_match:
+                                safe_regex:
+                                  regex: /otlp/v1/metrics(\?.*)?
+                    body:
+                      inline_bytes: CAgS1gF0aGUgcmVxdWVzdCBoYXMgYmVlbiByZWplY3RlZCBiZWNhdXNlIHRoZSB0ZW5hbnQgZXhjZWVkZWQgaXRzIHJlcXVlc3QgcmF0ZSBvciBpbmdlc3Rpb24gcmF0ZSBsaW1pdCAoZXJyLW1pbWlyLXRlbmFudC1tYXgtcmVxdWVzdC1yYXRlIG9yIGVyci1taW1pci10ZW5hbnQtbWF4LWluZ2VzdGlvbi1yYXRlOyB0aGUgeC1taW1pci1lZGdlLXJlYXNvbiBoZWFkZXIgbmFtZXMgaXQp
+                    body_format_override:
+                      text_format_source:
+                        inline_string: '%LOCAL_REPLY_BODY%'
+                      content_type: application/x-protobuf
+                {{- end }}
                 route_config:
                   name: remote_write
                   virtual_hosts:

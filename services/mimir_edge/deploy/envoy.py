@@ -22,7 +22,9 @@ Charging, exactly once per request and dimension:
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,9 @@ from mimir_edge.contract import (
     HEALTH_PATH,
     METADATA_HITS,
     METADATA_NAMESPACE,
+    OTLP_PATH,
     RATELIMIT_DOMAIN,
+    REASON_HEADER,
     TENANT_DESCRIPTOR_KEY,
 )
 
@@ -217,6 +221,59 @@ def _rls_http_service(timeout_s: float) -> dict[str, Any]:
     }
 
 
+#: The rate limit filter's 429 to an OTLP write (charge=ratelimit), in OTLP's shape: Envoy knows
+#: neither the limit nor its value, the RLS names it in REASON_HEADER.
+OTLP_RATE_LIMITED_MESSAGE = (
+    "the request has been rejected because the tenant exceeded its request rate or ingestion rate limit "
+    f"(err-mimir-tenant-max-request-rate or err-mimir-tenant-max-ingestion-rate; the {REASON_HEADER} header "
+    "names it)"
+)
+_RESOURCE_EXHAUSTED = 8
+
+
+def _otlp_status_protobuf(message: str) -> bytes:
+    """google.rpc.Status{code: RESOURCE_EXHAUSTED, message} encoded by hand: rendering imports no protobuf."""
+    text = message.encode()
+    assert len(text) < 1 << 14  # a two-byte varint length at most
+    length = bytes([len(text)]) if len(text) < 0x80 else bytes([(len(text) & 0x7F) | 0x80, len(text) >> 7])
+    return bytes([0x08, _RESOURCE_EXHAUSTED, 0x12]) + length + text
+
+
+def _otlp_local_replies() -> dict[str, Any]:
+    """With charge=ratelimit the rate limit filter answers 429 itself, with no body: for an OTLP
+    write, rewrite it into a google.rpc.Status in the request's format (JSON for application/json,
+    protobuf otherwise), as the Check's own 429 is. Retry-After comes from the RLS."""
+
+    def header(name: str, match: dict[str, Any]) -> dict[str, Any]:
+        return {"header_filter": {"header": {"name": name, "string_match": match}}}
+
+    def mapper(json_request: bool, body: dict[str, str], content_type: str) -> dict[str, Any]:
+        filters = [
+            {"response_flag_filter": {"flags": ["RL"]}},
+            header(":path", {"safe_regex": {"regex": OTLP_PATH + r"(\?.*)?"}}),
+        ]
+        if json_request:
+            filters.append(header("content-type", {"exact": "application/json"}))
+        return {
+            "filter": {"and_filter": {"filters": filters}},
+            "body": body,
+            "body_format_override": {
+                "text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+                "content_type": content_type,
+            },
+        }
+
+    as_json = json.dumps({"code": _RESOURCE_EXHAUSTED, "message": OTLP_RATE_LIMITED_MESSAGE}, separators=(",", ":"))
+    as_protobuf = base64.b64encode(_otlp_status_protobuf(OTLP_RATE_LIMITED_MESSAGE)).decode()
+    return {
+        "mappers": [
+            # The first mapper that matches applies: JSON requests, then every other OTLP write.
+            mapper(True, {"inline_string": as_json}, "application/json"),
+            mapper(False, {"inline_bytes": as_protobuf}, "application/x-protobuf"),
+        ]
+    }
+
+
 def render(options: EnvoyOptions) -> dict[str, Any]:
     """The bootstrap as a plain structure (Envoy reads it as YAML or JSON)."""
     header = options.tenant_header.lower()
@@ -299,6 +356,8 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
         },
         "http_filters": filters,
     }
+    if options.charge == "ratelimit" and options.enforcement_filters:
+        hcm["local_reply_config"] = _otlp_local_replies()
 
     return {
         "admin": {"address": _socket(*options.admin)},
