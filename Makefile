@@ -51,9 +51,13 @@ loadtest: venv
 	$(PY) loadtest/run.py --seconds $(or $(LOADTEST_SECONDS),20)
 
 # Regenerates the configs docker-compose.yml mounts (checked by tests/integration/test_compose.py).
+# Envoy asks the RLS replicas over HTTP (AUTHZ_HTTP_ADDR, 8083) and takes its failure mode from the
+# RLS's FAILURE_MODE_ALLOW in docker-compose.yml, the one place it is set: over HTTP Envoy applies
+# its own to the RLS's 503, so the two must agree. (No value found: render-envoy refuses to run.)
+COMPOSE_FAILURE_MODE_ALLOW = $(shell sed -n 's/^ *FAILURE_MODE_ALLOW: "\(true\|false\)"$$/\1/p' docker-compose.yml)
 compose-configs: venv
-	$(VENV)/bin/mimir-edge render-envoy --rls rls-1:8081,rls-2:8081,rls-3:8081 --upstream distributor:8080 \
-		--listen 0.0.0.0:8080 --admin 0.0.0.0:9901 -o compose/envoy.yaml
+	$(VENV)/bin/mimir-edge render-envoy --rls rls-1:8083,rls-2:8083,rls-3:8083 --upstream distributor:8080 \
+		--listen 0.0.0.0:8080 --admin 0.0.0.0:9901 --failure-mode-allow $(COMPOSE_FAILURE_MODE_ALLOW) -o compose/envoy.yaml
 	$(VENV)/bin/mimir-edge render-nginx --phase full --listen 0.0.0.0:8000 --envoy envoy:8080 \
 		--distributor distributor:8080 --runtime-dir /tmp -o compose/nginx.conf
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from mimir_edge.localstack.processes import free_port_block
-from mimir_edge.localstack.up import LocalStack, UpOptions
+from mimir_edge.localstack.up import PORT_SPAN, LocalStack, UpOptions
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,7 +32,7 @@ def main() -> int:
             UpOptions(
                 state_dir=Path(state),
                 replicas=args.replicas,
-                port_base=free_port_block(40),
+                port_base=free_port_block(PORT_SPAN),
                 overrides=HERE / "overrides.yaml",
                 traffic_seconds=0,
                 background_traffic=False,

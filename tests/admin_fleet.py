@@ -61,7 +61,7 @@ class Fleet:
         self.envoy = EnvoyProcess(
             self.workdir / "envoy",
             EnvoyOptions(
-                rls=tuple(("127.0.0.1", r.grpc_port) for r in self.replicas),
+                rls=tuple(("127.0.0.1", r.authz_http_port) for r in self.replicas),  # the default transport
                 upstream=("127.0.0.1", self.distributor.port),
                 listen=("127.0.0.1", 0),
                 admin=("127.0.0.1", 0),

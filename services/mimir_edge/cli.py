@@ -265,7 +265,7 @@ def _add_local_stack_parsers(commands: argparse._SubParsersAction[argparse.Argum
         type=int,
         default=18000,
         help="ports: NGINX base, Envoy base+1 (admin +2), distributor +3, Redis +4, overrides-sync +5, "
-        "RLS i gRPC/admin/metrics base+10+i/20+i/30+i (default %(default)s)",
+        "RLS i gRPC/admin/metrics/ext_authz HTTP base+10+i/20+i/30+i/40+i (default %(default)s)",
     )
     up.add_argument("--state-dir", type=absolute_path, default=".mimir-edge", help=state_help)
     up.add_argument(
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     envoy.add_argument(
         "--rls",
         required=True,
-        help="RLS address(es), host:port[,host:port...]: GRPC_ADDR, or AUTHZ_HTTP_ADDR with --authz-transport http",
+        help="RLS address(es) of the transport, host:port[,host:port...]: AUTHZ_HTTP_ADDR (http), GRPC_ADDR (grpc)",
     )
     envoy.add_argument("--upstream", required=True, help="Mimir distributor host:port")
     envoy.add_argument("--mode", choices=("mirror", "canary", "full"), default="full")
@@ -314,8 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     envoy.add_argument(
         "--authz-transport",
         choices=("grpc", "http"),
-        default="grpc",
-        help="ext_authz over gRPC (default) or Envoy's HTTP service (less RLS CPU per request; --charge check only)",
+        default="",
+        help=(
+            "ext_authz over Envoy's HTTP service (the default with --charge check: less RLS CPU per request) "
+            "or gRPC (the default with --charge ratelimit, which needs it: the rate limit filter speaks gRPC only). "
+            "Over HTTP, with the RLS's failure mode deny, clients get Envoy's 503 without Retry-After"
+        ),
     )
     envoy.add_argument("--listen", default="0.0.0.0:8080", help="listener host:port (default %(default)s)")
     envoy.add_argument("--admin", default="127.0.0.1:9901", help="Envoy admin host:port (default %(default)s)")
@@ -325,7 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--failure-mode-allow",
         type=parse_bool,
         default=True,
-        help="admit requests when the RLS cannot be reached (default true)",
+        help=(
+            "admit requests when the RLS cannot be reached (default true); set it as the RLS's "
+            "FAILURE_MODE_ALLOW: over HTTP Envoy applies it to the RLS's 503 too"
+        ),
     )
     envoy.add_argument("-o", "--output", type=absolute_path, help="write to this file instead of stdout")
     envoy.set_defaults(run=_render_envoy)

@@ -23,7 +23,9 @@ from mimir_edge.deploy.nginx import NginxOptions, render
 from mimir_edge.localstack.envoy import envoy_binary
 from mimir_edge.localstack.nginx import check_config
 from mimir_edge.localstack.processes import MissingProgram
+from mimir_edge.rls.enforcer import FailureMode
 from mimir_edge.rls.settings import parse_settings
+from mimir_edge.settings import parse_bool
 from mimir_edge.sync.main import build_parser as sync_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,11 +35,14 @@ SERVICES: dict[str, Any] = COMPOSE["services"]
 RLS_ENV = env_vars(rls_parser())
 SYNC_ENV = env_vars(sync_env_parser())
 SCRIPTS = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
+#: `make compose-configs`: the RLS's ext_authz HTTP ports (the default transport), and the RLS's
+#: FAILURE_MODE_ALLOW as Envoy's failure mode.
 ENVOY_OPTIONS = EnvoyOptions(
-    rls=(("rls-1", 8081), ("rls-2", 8081), ("rls-3", 8081)),
+    rls=(("rls-1", 8083), ("rls-2", 8083), ("rls-3", 8083)),
     upstream=("distributor", 8080),
     listen=("0.0.0.0", 8080),
     admin=("0.0.0.0", 9901),
+    failure_mode_allow=parse_bool(str(COMPOSE["x-rls"]["environment"]["FAILURE_MODE_ALLOW"])),
 )
 NGINX_OPTIONS = NginxOptions(
     phase="full", listen=("0.0.0.0", 8000), envoy=("envoy", 8080), distributor=("distributor", 8080), runtime_dir="/tmp"
@@ -76,12 +81,9 @@ def test_rls_services_follow_the_contract(name: str, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("x:y\n")
     settings = parse_settings([], env=env | {"ADMIN_TOKEN_FILE": str(tokens)})  # exits on any bad value
-    assert (port_of(settings.grpc_addr), port_of(settings.admin_addr), port_of(settings.metrics_addr)) == (
-        8081,
-        8082,
-        9090,
-    )
-    assert {8081, 8082, 9090} <= container_ports(service)
+    ports = (settings.grpc_addr, settings.authz_http_addr, settings.admin_addr, settings.metrics_addr)
+    assert tuple(port_of(a) for a in ports) == (8081, 8083, 8082, 9090)
+    assert {8081, 8083, 8082, 9090} <= container_ports(service)
     assert settings.redis.url == "redis://redis:6379/0"
     assert service["read_only"] is True
     secret = COMPOSE["secrets"][service["secrets"][0]]["file"]
@@ -125,6 +127,22 @@ def test_envoy_config_is_a_fresh_render_that_envoy_accepts() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_envoy_asks_over_http_and_fails_open_exactly_when_the_rls_does(tmp_path: Path) -> None:
+    """Over HTTP Envoy applies its own failure mode to the RLS's 503: the two must agree."""
+    envoy = yaml.safe_load((ROOT / SERVICES["envoy"]["volumes"][0].split(":")[0]).read_text())
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    ext_authz = hcm["http_filters"][0]["typed_config"]
+    assert "http_service" in ext_authz
+    (tokens := tmp_path / "tokens").write_text("x:y\n")
+    for name in ("rls-1", "rls-2", "rls-3"):
+        env = {k: str(v) for k, v in SERVICES[name]["environment"].items()} | {"ADMIN_TOKEN_FILE": str(tokens)}
+        settings = parse_settings([], env=env)
+        assert settings.failure_mode is not FailureMode.LOCAL, "compose sets allow or deny"
+        assert ext_authz["failure_mode_allow"] is settings.failure_mode_allow, name
+    endpoints = envoy["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert {e["endpoint"]["address"]["socket_address"]["port_value"] for e in endpoints} == {8083}
 
 
 def test_nginx_config_is_a_fresh_render_that_nginx_accepts(tmp_path: Path) -> None:

@@ -249,9 +249,13 @@ def test_redis_stopped_follows_the_failure_mode(  # type: ignore[no-untyped-def]
         replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(6)]
         assert [r.status for r in replies] == [expected] * 6
         assert distributor.request_count[tenant] == (7 if expected == 200 else 1)
-        if expected == 503 and transport == "grpc":  # over HTTP the 503 is Envoy's own (status_on_error)
+        if expected == 503 and transport == "grpc":
             assert replies[0].headers["retry-after"] == "1"
             assert replies[0].headers["x-mimir-edge-reason"] == "store_unavailable"
+        elif expected == 503:
+            # The documented difference: over HTTP the 503 is Envoy's own (status_on_error), with
+            # no Retry-After (clients use their own backoff).
+            assert "retry-after" not in replies[0].headers
         reason = "failure_allowed" if expected == 200 else "failure_denied"
         assert (
             metric_samples(rls.metrics_url)[
@@ -306,6 +310,9 @@ def test_ratelimit_filter_charges_requests_and_items(  # type: ignore[no-untyped
     replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(3)]
     assert [r.status for r in replies] == [200, 200, 429]
     assert replies[2].headers.get("x-envoy-ratelimited") == "true"
+    # The RLS's OVER_LIMIT answer names the limit and when to retry (one request refills in an hour).
+    assert replies[2].headers["x-mimir-edge-reason"] == "request_rate"
+    assert 3000 < int(replies[2].headers["retry-after"]) <= 3600
     assert replies[0].headers["x-ratelimit-limit"].startswith("1")
     assert "x-ratelimit-remaining" in replies[0].headers and "x-ratelimit-reset" in replies[0].headers
 
@@ -316,6 +323,8 @@ def test_ratelimit_filter_charges_requests_and_items(  # type: ignore[no-untyped
     body = compress(rw1_request(Shape(series=600)))
     replies = [post(envoy.url, body, push_headers(tenant)) for _ in range(2)]
     assert [r.status for r in replies] == [200, 429]
+    assert replies[1].headers["x-mimir-edge-reason"] == "ingestion_rate"
+    assert 150 < int(replies[1].headers["retry-after"]) <= 200  # 200 items missing at 1/s
     samples = metric_samples(rls.metrics_url)
     assert samples[("rls_tenant_items_total", (("decision", "allowed"), ("tenant", tenant)))] == 600
     assert samples[("rls_tenant_items_total", (("decision", "denied"), ("tenant", tenant)))] == 600

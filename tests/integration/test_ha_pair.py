@@ -91,7 +91,7 @@ class HaEdge:
             self.envoy = EnvoyProcess(
                 self.workdir / "envoy",
                 EnvoyOptions(
-                    rls=tuple(("127.0.0.1", r.grpc_port) for r in self.rls),
+                    rls=tuple(("127.0.0.1", r.authz_http_port) for r in self.rls),  # the default transport
                     upstream=("127.0.0.1", self.receiver.port),
                     mode="full",
                     listen=("127.0.0.1", 0),

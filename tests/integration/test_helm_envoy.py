@@ -16,7 +16,7 @@ import pytest
 import yaml
 from mimir_edge.address import parse_host_port
 from mimir_edge.config_reference import rls_parser
-from mimir_edge.deploy.envoy import CHARGES, MODES, TRANSPORTS, EnvoyOptions, render
+from mimir_edge.deploy.envoy import CHARGES, DEFAULT_TRANSPORT, MODES, TRANSPORTS, EnvoyOptions, render
 from mimir_edge.localstack.envoy import envoy_binary
 from mimir_edge.localstack.processes import MissingProgram
 
@@ -37,11 +37,12 @@ from tests.k8s_tools import (
 
 ENVOY = "mimir-envoy"
 #: The rate limit filter speaks gRPC only: charge=ratelimit goes with the gRPC transport.
+#: "" leaves config.authzTransport at its default (http, or grpc with charge=ratelimit).
 CASES = [
     (mode, charge, transport)
     for mode in MODES
     for charge in CHARGES
-    for transport in TRANSPORTS
+    for transport in ("", *TRANSPORTS)
     if not (charge == "ratelimit" and transport == "http")
 ]
 #: The RLS's default ports per transport, from its parser (the chart's defaults must match them).
@@ -69,8 +70,13 @@ def bootstrap(manifests: list[Manifest], name: str = ENVOY) -> dict[str, Any]:
     return parsed
 
 
-def umbrella(helm: Helm, mode: str, charge: str, transport: str = "grpc") -> list[Manifest]:
-    sets = {"envoy.config.mode": mode, "envoy.config.charge": charge, "envoy.config.authzTransport": transport}
+def umbrella(
+    helm: Helm, mode: str, charge: str, transport: str = "", extra: dict[str, str] | None = None
+) -> list[Manifest]:
+    """The umbrella chart with production values; transport "" keeps the chart's default."""
+    sets = {"envoy.config.mode": mode, "envoy.config.charge": charge, **(extra or {})}
+    if transport:
+        sets["envoy.config.authzTransport"] = transport
     return helm.template(UMBRELLA, [values_file("production")], sets)
 
 
@@ -80,9 +86,10 @@ def test_umbrella_envoy_config_is_render_envoys(
 ) -> None:
     manifests = umbrella(helm, mode, charge, transport)
     got = bootstrap(manifests)
+    port = RLS_PORTS[transport or DEFAULT_TRANSPORT[charge]]
     want = render(
         EnvoyOptions(
-            rls=((f"mimir-rls-headless.{NAMESPACE}.svc.cluster.local", RLS_PORTS[transport]),),
+            rls=((f"mimir-rls-headless.{NAMESPACE}.svc.cluster.local", port),),
             upstream=("distributor.mimir.svc.cluster.local", 8080),
             mode=mode,
             charge=charge,
@@ -106,7 +113,7 @@ def test_umbrella_envoy_config_is_render_envoys(
 
 @pytest.mark.parametrize(
     ("mode", "charge", "transport"),
-    [("mirror", "ratelimit", "grpc"), ("full", "check", "grpc"), ("full", "check", "http")],
+    [("mirror", "ratelimit", "grpc"), ("full", "check", "grpc"), ("full", "check", "http"), ("canary", "check", "")],
 )
 def test_every_option_reaches_the_config(helm: Helm, tmp_path: Path, mode: str, charge: str, transport: str) -> None:
     """Non-default values everywhere, IP addresses (STATIC clusters) included: still equal."""
@@ -130,7 +137,7 @@ def test_every_option_reaches_the_config(helm: Helm, tmp_path: Path, mode: str, 
     manifests = helm.template(CHARTS / "envoy", [values], release="edge", namespace="obs")
     want = render(
         EnvoyOptions(
-            rls=(("10.0.0.7", 18081 if transport == "grpc" else 18083),),
+            rls=(("10.0.0.7", 18081 if transport == "grpc" else 18083),),  # "" is http with charge check
             upstream=("mimir-distributor.mimir.svc", 9009),
             mode=mode,
             charge=charge,
@@ -169,6 +176,51 @@ def test_envoy_reaches_every_rls_replica_through_the_headless_service(
     env = {e["name"]: e.get("value") for e in container(rls, "rls")["env"]}
     assert env["AUTHZ_HTTP_ADDR"] == f"0.0.0.0:{ports['authz-http']}"
     assert env["GRPC_ADDR"] == f"0.0.0.0:{ports['grpc']}"
+
+
+@pytest.mark.parametrize("charge", CHARGES)
+def test_the_default_transport_is_http_and_grpc_for_ratelimit_charging(helm: Helm, charge: str) -> None:
+    rls = bootstrap(umbrella(helm, "full", charge))["static_resources"]["clusters"][0]
+    http = "http_health_check" in rls["health_checks"][0]
+    assert http is (charge == "check")
+    assert (
+        rls["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"]
+        == RLS_PORTS["http" if http else "grpc"]
+    )
+
+
+@pytest.mark.parametrize(("charge", "transport"), [("check", "http"), ("check", "grpc"), ("ratelimit", "grpc")])
+@pytest.mark.parametrize("allow", [True, False])
+def test_one_value_sets_the_failure_mode_of_the_rls_and_of_envoy(
+    helm: Helm, charge: str, transport: str, allow: bool
+) -> None:
+    """global.failureModeAllow is the only failure-mode value: the RLS's FAILURE_MODE_ALLOW, Envoy's
+    ext_authz failure_mode_allow and (ratelimit charging) the rate limit filter's failure_mode_deny."""
+    manifests = umbrella(helm, "full", charge, transport, {"global.failureModeAllow": str(allow).lower()})
+    env = {e["name"]: e.get("value") for e in container(one(manifests, "Deployment", "mimir-rls"), "rls")["env"]}
+    assert env["FAILURE_MODE_ALLOW"] == str(allow).lower()
+    filters = bootstrap(manifests)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"
+    ]["http_filters"]
+    modes = {f["name"]: f["typed_config"] for f in filters}
+    assert modes["envoy.filters.http.ext_authz"]["failure_mode_allow"] is allow
+    if charge == "ratelimit":
+        assert modes["envoy.filters.http.ratelimit"]["failure_mode_deny"] is not allow
+
+
+@pytest.mark.parametrize(
+    ("sets", "error"),
+    [
+        ({"envoy.config.failureModeAllow": "true"}, "set global.failureModeAllow, not envoy.config.failureModeAllow"),
+        ({"rls.config.failureModeAllow": "false"}, "set global.failureModeAllow, not rls.config.failureModeAllow"),
+        # production: global.failureModeAllow false
+        ({"rls.config.failureMode": "allow"}, "rls.config.failureMode allow contradicts global.failureModeAllow"),
+        ({"envoy.config.rlsHttpPort": "9999"}, "rlsHttpPort"),
+    ],
+)
+def test_the_umbrella_refuses_a_second_failure_mode_or_port(helm: Helm, sets: dict[str, str], error: str) -> None:
+    with pytest.raises(HelmFailed, match=error):
+        umbrella(helm, "full", "check", extra=sets)
 
 
 def test_ratelimit_charge_over_http_is_refused_with_a_reason(helm: Helm) -> None:

@@ -31,7 +31,7 @@ from mimir_edge.cli import build_parser
 from mimir_edge.localstack.nginx import nginx_binary
 from mimir_edge.localstack.processes import MissingProgram, free_port_block, port_open
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
-from mimir_edge.localstack.up import STATE_FILE, Ports, StateFile, process_start_time
+from mimir_edge.localstack.up import PORT_SPAN, STATE_FILE, Ports, StateFile, process_start_time
 
 from tests.stack import post
 from tests.waiting import wait_for
@@ -104,7 +104,7 @@ def alive(entry: dict[str, object]) -> bool:
 
 def up(state_dir: Path, *extra: str) -> Running:
     """`mimir-edge up` on a free block of ports, its state in `state_dir`."""
-    base = free_port_block(40)
+    base = free_port_block(PORT_SPAN)
     return Running([CLI, "up", "--port-base", str(base), "--state-dir", str(state_dir), *extra], state_dir, base)
 
 
@@ -234,7 +234,7 @@ def test_down_cleans_up_after_a_crash(stack: Running) -> None:
 
 
 def test_up_names_the_component_that_cannot_start(tmp_path: Path) -> None:
-    base = free_port_block(40)
+    base = free_port_block(PORT_SPAN)
     import socket
 
     blocker = socket.socket()

@@ -76,7 +76,7 @@ def start_stack(workdir: Path, redis: RedisServer, envoy_mode: str) -> Iterator[
         envoy = EnvoyProcess(
             workdir / "envoy",
             EnvoyOptions(
-                rls=(("127.0.0.1", rls.grpc_port),),
+                rls=(("127.0.0.1", rls.authz_http_port),),  # the default transport
                 upstream=("127.0.0.1", distributor.port),
                 mode=envoy_mode,
                 listen=("127.0.0.1", 0),

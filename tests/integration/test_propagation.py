@@ -39,7 +39,7 @@ def test_limit_changes_reach_every_replica(tmp_path: Path, fresh_redis: RedisSer
     prober = None
     try:
         replicas = [stack.add_rls({"REDIS_URL": fresh_redis.url, "LOG_LEVEL": "warning"}) for _ in range(3)]
-        rls = tuple(("127.0.0.1", r.grpc_port) for r in replicas)
+        rls = tuple(("127.0.0.1", r.authz_http_port) for r in replicas)  # the default transport
         envoy = stack.add_envoy(
             EnvoyOptions(
                 rls=rls, upstream=("127.0.0.1", distributor.port), listen=("127.0.0.1", 0), admin=("127.0.0.1", 0)

@@ -72,7 +72,10 @@ def test_redis_outage(mode: str, tmp_path: Path) -> None:
         ]
         envoy = stack.add_envoy(
             EnvoyOptions(
+                # gRPC: the 503s of deny mode keep the RLS's Retry-After (test_envoy_rls.py runs
+                # the outage over both transports).
                 rls=tuple(("127.0.0.1", r.grpc_port) for r in replicas),
+                authz_transport="grpc",
                 upstream=("127.0.0.1", distributor.port),
                 listen=("127.0.0.1", 0),
                 admin=("127.0.0.1", 0),

@@ -10,7 +10,8 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mimir_edge.deploy.envoy import EnvoyOptions
+import pytest
+from mimir_edge.deploy.envoy import TRANSPORTS, EnvoyOptions
 from mimir_edge.localstack.distributor import StandInDistributor
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.localstack.traffic import Shape, compress, rw1_request
@@ -22,14 +23,16 @@ from tests.waiting import wait_for
 SECONDS, KILL_AT = 10.0, 3.0
 
 
-def test_killing_a_replica_costs_no_request(tmp_path: Path, redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_killing_a_replica_costs_no_request(tmp_path: Path, redis_server: RedisServer, transport: str) -> None:
     distributor = StandInDistributor().start()
     stack = Stack(tmp_path)
     try:
         replicas = [stack.add_rls({"REDIS_URL": redis_server.url, "LOG_LEVEL": "warning"}) for _ in range(3)]
         envoy = stack.add_envoy(
             EnvoyOptions(
-                rls=tuple(("127.0.0.1", r.grpc_port) for r in replicas),
+                rls=tuple(("127.0.0.1", r.authz_port(transport)) for r in replicas),
+                authz_transport=transport,
                 upstream=("127.0.0.1", distributor.port),
                 listen=("127.0.0.1", 0),
                 admin=("127.0.0.1", 0),
@@ -102,6 +105,7 @@ def test_a_replica_dying_with_many_checks_in_flight_costs_no_request(tmp_path: P
         envoy = stack.add_envoy(
             EnvoyOptions(
                 rls=tuple(("127.0.0.1", r.grpc_port) for r in replicas),
+                authz_transport="grpc",
                 upstream=("127.0.0.1", distributor.port),
                 listen=("127.0.0.1", 0),
                 admin=("127.0.0.1", 0),

