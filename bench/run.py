@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # name → (title, what produced the load)
 BENCHMARKS = {
-    "counting": ("Counting remote_write vs full protobuf decode", "in-process, `time.perf_counter`"),
+    "counting": (
+        "Counting remote_write and OTLP vs full protobuf decode",
+        "in-process, `time.perf_counter`",
+    ),
     "counting_native": (
         "Counting: the compiled walker vs upb, snappy into a reused buffer",
         "in-process, `time.perf_counter`",
