@@ -19,16 +19,23 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # name → (title, what produced the load)
 BENCHMARKS = {
-    "counting": ("Counting remote_write vs full protobuf decode", "in-process, `time.perf_counter`"),
+    "counting": (
+        "Counting remote_write and OTLP vs full protobuf decode",
+        "in-process, `time.perf_counter`",
+    ),
     "counting_native": (
         "Counting: the compiled walker vs upb, snappy into a reused buffer",
         "in-process, `time.perf_counter`",
+    ),
+    "rls_cpu": (
+        "RLS CPU per check, straight to the ext_authz HTTP service",
+        "bench/loadgen.py (closed loop) in its own process, pinned away from the RLS",
     ),
     "store": ("Redis bucket store: decisions/s and round trips", "asyncio tasks in the store's own process"),
     "sync_scale": ("overrides-sync: time and Redis writes by tenant count", "in-process, `time.perf_counter`"),
     "propagation": ("Limit change → enforced by every replica", "20 file edits, replicas probed over gRPC"),
     "envoy_latency": (
-        "Through Envoy: added latency and maximum rate vs passthrough",
+        "Through Envoy: added latency vs passthrough and vs the floor, maximum rate",
         "bench/loadgen.py (asyncio + uvloop) in its own process",
     ),
     "accuracy": (

@@ -131,9 +131,10 @@ static_resources:
                         retry_policy:
                           retry_on: connect-failure,reset
                           num_retries: 2
+                          # Envoy takes max_interval as the per-try timeout too: never below the authz timeout.
                           retry_back_off:
                             base_interval: 0.005s
-                            max_interval: 0.05s
+                            max_interval: {{ $authzTimeout }}
                           retry_host_predicate:
                             - name: envoy.retry_host_predicates.previous_hosts
                               typed_config:
@@ -166,9 +167,10 @@ static_resources:
                         retry_policy:
                           retry_on: connect-failure,refused-stream,reset,unavailable,cancelled
                           num_retries: 2
+                          # Envoy takes max_interval as the per-try timeout too: never below the authz timeout.
                           retry_back_off:
                             base_interval: 0.005s
-                            max_interval: 0.05s
+                            max_interval: {{ $authzTimeout }}
                           retry_host_predicate:
                             - name: envoy.retry_host_predicates.previous_hosts
                               typed_config:

@@ -178,13 +178,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _retry_policy(retry_on: str) -> dict[str, Any]:
+def _retry_policy(retry_on: str, timeout_s: float) -> dict[str, Any]:
     """Retries on another replica when one is gone or refuses: a replica that dies mid-call costs
     a retry, not a client error."""
     return {
         "retry_on": retry_on,
         "num_retries": 2,
-        "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"},
+        # Envoy makes the back-off's max_interval the per-try timeout of the call
+        # (Http::Utility::convertCoreToRouteRetryPolicy): anything shorter than the authz timeout
+        # cuts a slow check (a large body, a busy replica) off, asks again (charging again) and
+        # then fails it. The two retries back off at most 5 and 15 ms whatever the ceiling.
+        "retry_back_off": {"base_interval": "0.005s", "max_interval": _duration(max(timeout_s, 0.005))},
         "retry_host_predicate": [
             {
                 "name": "envoy.retry_host_predicates.previous_hosts",
@@ -199,7 +203,7 @@ def _rls_grpc_service(timeout_s: float) -> dict[str, Any]:
     return {
         "envoy_grpc": {"cluster_name": "rls"},
         "timeout": _duration(timeout_s),
-        "retry_policy": _retry_policy("connect-failure,refused-stream,reset,unavailable,cancelled"),
+        "retry_policy": _retry_policy("connect-failure,refused-stream,reset,unavailable,cancelled", timeout_s),
     }
 
 
@@ -211,7 +215,7 @@ def _rls_http_service(timeout_s: float) -> dict[str, Any]:
         "path_prefix": CHECK_PREFIX,
         # Retried only on transport failures. (A 5xx answer is not retried; Envoy takes it for an
         # authorization-server error and applies failure_mode_allow / status_on_error to it.)
-        "retry_policy": _retry_policy("connect-failure,reset"),
+        "retry_policy": _retry_policy("connect-failure,reset", timeout_s),
         "authorization_response": {
             "allowed_upstream_headers": {"patterns": [{"prefix": HEADER_PREFIX}]},
             "allowed_client_headers": {

@@ -70,7 +70,9 @@ class RequestParser:
         if len(self._buffer) < self._body_length:
             return None
         method, path, headers, keep_alive = self._head
-        body = bytes(self._buffer[: self._body_length])
+        # Through a view: one copy of the body, not two (a bytearray slice is a copy of its own).
+        with memoryview(self._buffer) as view:
+            body = bytes(view[: self._body_length])
         del self._buffer[: self._body_length]
         self._head = None
         return Request(method, path, headers, body, keep_alive)
