@@ -19,6 +19,9 @@ import structlog
 #: sysexits.h EX_SOFTWARE, "internal software error": a task failed, not a bad flag (2) or an
 #: unreachable dependency at start (1).
 EXIT_CRASHED = 70
+#: How long aclose() waits for cancelled tasks before cancelling the ones still running again:
+#: longer than any clean-up a task does on its way out (each bounded by its own Redis timeout).
+RECANCEL_S = 5.0
 
 
 class Supervisor:
@@ -70,11 +73,21 @@ class Supervisor:
                 waiter.cancel()
 
     async def aclose(self) -> None:
-        """Cancel every task and wait for them; one failing on its way out counts as failed."""
+        """Cancel every task and wait for them; one failing on its way out counts as failed.
+
+        A cancellation can be lost: one that lands as a timeout of the task's own fires (the Redis
+        call's `asyncio.timeout`, or a client library's) can be taken for that timeout, and the
+        task carries on into its next loop. So a task still running after RECANCEL_S is cancelled
+        again, until it ends: shutting down must not hang on a lost cancellation."""
         self._closing = True
-        for task in self._tasks:
+        pending: set[asyncio.Task[object]] = set(self._tasks)
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+            for task in pending:
+                self._log.warning("task still running after cancel: cancelling again", task=task.get_name())
+                task.cancel()
 
     @property
     def exit_code(self) -> int:

@@ -123,3 +123,28 @@ async def test_a_task_cancelled_by_someone_else_is_reported() -> None:
         await asyncio.wait_for(tasks.wait(asyncio.Event()), timeout=10)
         await tasks.aclose()
     assert tasks.failed == "victim" and [e["event"] for e in logs] == ["task cancelled"]
+
+
+async def test_a_task_that_loses_its_cancellation_is_cancelled_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen under load: the heartbeat's cancellation landed as its Redis call's timeout, the loop
+    went on sleeping, and the process never exited. aclose() must not wait on it forever."""
+    monkeypatch.setattr("mimir_edge.supervisor.RECANCEL_S", 0.05, raising=False)
+    lost = asyncio.Event()
+
+    async def swallows_the_first_cancel() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:  # what a lost cancellation looks like from outside
+            lost.set()
+        await asyncio.Event().wait()
+
+    with capture_logs() as logs:
+        tasks = Supervisor(log)
+        tasks.start("heartbeat", swallows_the_first_cancel())
+        await asyncio.sleep(0)
+        await asyncio.wait_for(tasks.aclose(), timeout=10)
+    assert lost.is_set()
+    assert [e["task"] for e in logs if e["event"] == "task still running after cancel: cancelling again"] == [
+        "heartbeat"
+    ]
+    assert tasks.exit_code == 0
