@@ -23,6 +23,7 @@ from mimir_edge.localstack.envoy import EnvoyProcess
 from mimir_edge.localstack.redis import RedisServer
 from mimir_edge.proto.opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as svc
 
+from tests.integration.test_envoy_rls import metric_samples
 from tests.otlp_requests import T0, Settings, every_point_type, mimir_charge, request, resource
 from tests.recording_upstream import RecordingUpstream
 from tests.stack import Stack, post, set_limits
@@ -134,3 +135,32 @@ def test_over_the_limit_is_429_with_a_status_body_and_retry_after(
     if envoy.options.charge == "ratelimit":
         assert reply.headers["x-envoy-ratelimited"] == "true"
     assert len([s for s in upstream.seen if s.tenant == tenant]) == 1
+
+
+def decisions(stack: Stack) -> dict[tuple[str, str], float]:
+    """(protocol, decision) → rls_decisions_total summed over every replica of the stack."""
+    out: dict[tuple[str, str], float] = {}
+    for rls in stack.rls:
+        for (name, labels), value in metric_samples(rls.metrics_url).items():
+            if name == "rls_decisions_total":
+                label = dict(labels)
+                key = (label["protocol"], label["decision"])
+                out[key] = out.get(key, 0) + value
+    return out
+
+
+def test_every_form_records_the_decisions_as_otlp(
+    envoy: EnvoyProcess, stack: Stack, redis_server: RedisServer, upstream: RecordingUpstream
+) -> None:
+    """With charge=ratelimit the protocol reaches ShouldRateLimit as a descriptor entry taken from
+    the Check's metadata; without it the decisions were recorded as remote_write."""
+    n = charged(envoy)
+    tenant = f"otlp-label-{uuid.uuid4().hex[:10]}"
+    set_limits(redis_server.url, tenant, TenantLimits(ingestion_rate=0.0001, ingestion_burst_size=n))
+    headers = {"content-type": PROTOBUF, "x-scope-orgid": tenant}
+    before = decisions(stack)
+    assert post(envoy.url, REQUEST.SerializeToString(), headers, path=OTLP_PATH).status == 200
+    assert post(envoy.url, REQUEST.SerializeToString(), headers, path=OTLP_PATH).status == 429
+    after = decisions(stack)
+    changed = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+    assert changed == {("otlp", "allowed"): 1, ("otlp", "denied"): 1}

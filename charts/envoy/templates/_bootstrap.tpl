@@ -206,11 +206,29 @@ static_resources:
                             - request_headers:
                                 header_name: {{ $header }}
                                 descriptor_key: tenant
+                            # the protocol Check counted: labels the decision, one budget for both
+                            - metadata:
+                                descriptor_key: protocol
+                                metadata_key:
+                                  key: envoy.filters.http.ext_authz
+                                  path:
+                                    - key: protocol
+                                default_value: remote_write
+                                source: DYNAMIC
                         # items: the count ext_authz returned as dynamic metadata
                         - actions:
                             - request_headers:
                                 header_name: {{ $header }}
                                 descriptor_key: tenant
+                            # the protocol Check counted: labels the decision, one budget for both
+                            - metadata:
+                                descriptor_key: protocol
+                                metadata_key:
+                                  key: envoy.filters.http.ext_authz
+                                  path:
+                                    - key: protocol
+                                default_value: remote_write
+                                source: DYNAMIC
                           hits_addend:
                             format: "%DYNAMIC_METADATA(envoy.filters.http.ext_authz:hits)%"
                   {{- end }}

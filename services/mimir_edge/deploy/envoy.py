@@ -39,7 +39,9 @@ from mimir_edge.contract import (
     HEALTH_PATH,
     METADATA_HITS,
     METADATA_NAMESPACE,
+    METADATA_PROTOCOL,
     OTLP_PATH,
+    PROTOCOL_DESCRIPTOR_KEY,
     RATELIMIT_DOMAIN,
     REASON_HEADER,
     TENANT_DESCRIPTOR_KEY,
@@ -323,6 +325,16 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
             }
         }
         tenant_action = {"request_headers": {"header_name": header, "descriptor_key": TENANT_DESCRIPTOR_KEY}}
+        # The protocol Check counted (its dynamic metadata): only labels the decision in the
+        # RLS's metrics and statistics; both protocols draw from the tenant's one budget.
+        protocol_action = {
+            "metadata": {
+                "descriptor_key": PROTOCOL_DESCRIPTOR_KEY,
+                "metadata_key": {"key": METADATA_NAMESPACE, "path": [{"key": METADATA_PROTOCOL}]},
+                "default_value": "remote_write",  # never used: Check always sets it
+                "source": "DYNAMIC",
+            }
+        }
         filters.append(
             {
                 "name": "envoy.filters.http.ratelimit",
@@ -339,10 +351,10 @@ def render(options: EnvoyOptions) -> dict[str, Any]:
                     },
                     "rate_limits": [
                         # requests: no hits_addend of its own → the request-level one (1)
-                        {"actions": [tenant_action]},
+                        {"actions": [tenant_action, protocol_action]},
                         # items: the count ext_authz returned as dynamic metadata
                         {
-                            "actions": [tenant_action],
+                            "actions": [tenant_action, protocol_action],
                             "hits_addend": {"format": f"%DYNAMIC_METADATA({METADATA_NAMESPACE}:{METADATA_HITS})%"},
                         },
                     ],
