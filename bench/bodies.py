@@ -18,10 +18,7 @@ import hashlib
 from dataclasses import dataclass
 
 from mimir_edge.contract import OTLP_PATH
-from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
-from mimir_edge.proto.opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
-from mimir_edge.proto.opentelemetry.proto.common.v1 import common_pb2 as otlp_common
-from mimir_edge.proto.opentelemetry.proto.metrics.v1 import metrics_pb2 as otlp_metrics
+from mimir_edge.localstack.traffic import OTLP_HEADERS, RW1_HEADERS, Shape, compress, otlp_request, rw1_request
 from mimir_edge.proto.prometheus import remote_pb2
 
 PUSH_PATH = "/api/v1/push"
@@ -30,7 +27,6 @@ PUSH_PATH = "/api/v1/push"
 MIMIR_MAX_LABEL_NAMES_PER_SERIES = 30
 MIMIR_MAX_LABEL_VALUE_LENGTH = 2048
 WORST_VALUE_BYTES = 128
-OTLP_HEADERS = {"content-type": "application/x-protobuf", "content-encoding": "gzip"}
 T0_MS = 1_700_000_000_000
 
 
@@ -100,35 +96,6 @@ def worst_case_request(series: int = 2000, value_bytes: int = WORST_VALUE_BYTES)
         ts.samples.add(value=float(i), timestamp=T0_MS)
     data: bytes = request.SerializeToString()
     return data
-
-
-def otlp_request(points: int = 2000, metrics: int = 100, attributes: int = 5) -> bytes:
-    """Uncompressed OTLP protobuf: `metrics` cumulative sums and gauges sharing `points` points."""
-    if points % metrics:
-        raise ValueError("points must be a multiple of metrics")
-
-    def kv(key: str, value: str) -> otlp_common.KeyValue:
-        return otlp_common.KeyValue(key=key, value=otlp_common.AnyValue(string_value=value))
-
-    request = otlp_service.ExportMetricsServiceRequest()
-    rm = request.resource_metrics.add()
-    rm.resource.attributes.extend(
-        [kv("service.name", "checkout"), kv("service.instance.id", "checkout-7d9f-x2k"), kv("host.name", "node-12")]
-    )
-    scope = rm.scope_metrics.add()
-    scope.scope.name = "bench"
-    t_ns = T0_MS * 1_000_000
-    for j in range(metrics):
-        metric = scope.metrics.add(name=f"app_operation_{j}", unit="1")
-        data = metric.sum if j % 2 else metric.gauge
-        if j % 2:
-            metric.sum.is_monotonic = True
-            metric.sum.aggregation_temporality = otlp_metrics.AGGREGATION_TEMPORALITY_CUMULATIVE
-        for p in range(points // metrics):
-            point = data.data_points.add(start_time_unix_nano=t_ns - 10**10, time_unix_nano=t_ns, as_double=float(p))
-            point.attributes.extend(kv(f"attr_{a}", f"value_{a}_{j}_{p}") for a in range(attributes))
-    out: bytes = request.SerializeToString()
-    return out
 
 
 def build() -> dict[str, Body]:

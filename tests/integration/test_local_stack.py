@@ -185,6 +185,10 @@ def test_make_demo_shows_the_product_working_and_ctrl_c_leaves_nothing(make_demo
     assert {"redis", "overrides-sync", "rls-0", "rls-1", "rls-2", "envoy", "nginx"} <= names
     assert all(alive(e) for e in recorded)
     assert "(NGINX → Envoy → distributor)" in stack.url_line("push (remote_write)")
+    assert "(NGINX → Envoy → distributor)" in stack.url_line("push (OTLP)")
+    # The demo's OTLP sender: team-a's second sender, on the same budget, within it.
+    [otlp_row] = [line for line in stack.lines if line.startswith("team-a (OTLP)")]
+    assert otlp_row.endswith("within its limits"), otlp_row
 
     with urllib.request.urlopen(stack.url("Admin UI"), timeout=5) as reply:
         assert reply.status == 200 and b"<html" in reply.read().lower()
@@ -192,6 +196,7 @@ def test_make_demo_shows_the_product_working_and_ctrl_c_leaves_nothing(make_demo
     with urllib.request.urlopen(f"{admin}/api/overview?window=600", timeout=5) as reply:
         overview = json.loads(reply.read())
     assert overview["totals"]["requests"]["denied"] > 0 and len(overview["replicas"]) == 3
+    assert overview["totals"]["by_protocol"]["otlp"]["items"]["allowed"] > 0
     push = stack.url("push (remote_write)")
     reply = post(
         push.removesuffix("/api/v1/push"),

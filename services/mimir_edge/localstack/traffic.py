@@ -1,5 +1,6 @@
-"""Synthetic remote_write bodies, built with the real Prometheus messages: for the demo, tests,
-benchmarks and load tests. Label sets look like Prometheus' (job, instance, __name__, ...)."""
+"""Synthetic remote_write and OTLP bodies, built with the real Prometheus and OpenTelemetry
+messages: for the demo, tests, benchmarks and load tests. Label sets look like Prometheus' (job,
+instance, __name__, ...), OTLP requests like an instrumented service's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import snappy
 
 from mimir_edge.core.remote_write import RW2_PROTO
 from mimir_edge.proto.io.prometheus.write.v2 import types_pb2 as v2
+from mimir_edge.proto.opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
+from mimir_edge.proto.opentelemetry.proto.common.v1 import common_pb2 as otlp_common
+from mimir_edge.proto.opentelemetry.proto.metrics.v1 import metrics_pb2 as otlp_metrics
 from mimir_edge.proto.prometheus import remote_pb2, types_pb2
 
 RW1_HEADERS = {
@@ -21,6 +25,8 @@ RW2_HEADERS = {
     "content-encoding": "snappy",
     "x-prometheus-remote-write-version": "2.0.0",
 }
+#: What the OTel Collector's otlphttp exporter sends by default: protobuf, gzip.
+OTLP_HEADERS = {"content-type": "application/x-protobuf", "content-encoding": "gzip"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +124,34 @@ def rw2_request(shape: Shape, ts_ms: int = 1_700_000_000_000) -> bytes:
 def compress(raw: bytes) -> bytes:
     """Snappy block format, as remote_write sends it."""
     return bytes(snappy.compress(raw))
+
+
+def otlp_request(points: int = 2000, metrics: int = 100, attributes: int = 5, ts_ms: int = 1_700_000_000_000) -> bytes:
+    """Uncompressed OTLP protobuf (ExportMetricsServiceRequest): one resource, `metrics` metrics,
+    alternately gauges and cumulative monotonic sums, sharing `points` data points, each with
+    `attributes` attributes. Mimir charges one item per point."""
+    if points % metrics:
+        raise ValueError("points must be a multiple of metrics")
+
+    def kv(key: str, value: str) -> otlp_common.KeyValue:
+        return otlp_common.KeyValue(key=key, value=otlp_common.AnyValue(string_value=value))
+
+    request = otlp_service.ExportMetricsServiceRequest()
+    rm = request.resource_metrics.add()
+    rm.resource.attributes.extend(
+        [kv("service.name", "checkout"), kv("service.instance.id", "checkout-7d9f-x2k"), kv("host.name", "node-12")]
+    )
+    scope = rm.scope_metrics.add()
+    scope.scope.name = "mimir-edge-demo"
+    t_ns = ts_ms * 1_000_000
+    for j in range(metrics):
+        metric = scope.metrics.add(name=f"app_operation_{j}", unit="1")
+        data = metric.sum if j % 2 else metric.gauge
+        if j % 2:
+            metric.sum.is_monotonic = True
+            metric.sum.aggregation_temporality = otlp_metrics.AGGREGATION_TEMPORALITY_CUMULATIVE
+        for p in range(points // metrics):
+            point = data.data_points.add(start_time_unix_nano=t_ns - 10**10, time_unix_nano=t_ns, as_double=float(p))
+            point.attributes.extend(kv(f"attr_{a}", f"value_{a}_{j}_{p}") for a in range(attributes))
+    out: bytes = request.SerializeToString()
+    return out

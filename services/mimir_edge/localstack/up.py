@@ -12,6 +12,7 @@ touches a process it did not start.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mimir_edge.contract import OTLP_PATH
 from mimir_edge.deploy.envoy import EnvoyOptions
 from mimir_edge.localstack.distributor import StandInDistributor
 from mimir_edge.localstack.envoy import EnvoyProcess, envoy_binary
@@ -33,7 +35,7 @@ from mimir_edge.localstack.processes import MissingProgram, Process, StartFailed
 from mimir_edge.localstack.redis import RedisServer, redis_cli_binary, redis_server_binary
 from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.sync import SyncProcess
-from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
+from mimir_edge.localstack.traffic import OTLP_HEADERS, RW1_HEADERS, Shape, compress, otlp_request, rw1_request
 from mimir_edge.store.address import redact_url
 
 HOST = "127.0.0.1"
@@ -77,6 +79,10 @@ def check_programs(programs: dict[str, Callable[[], str]] = PROGRAMS) -> None:
 #: tenant → (series per request, requests per second) of the demo traffic; examples/overrides.yaml
 #: gives team-b and noisy limits below what they send, team-a and no-overrides stay within theirs.
 DEMO_TRAFFIC = {"team-a": (500, 20), "team-b": (200, 20), "noisy": (1000, 10), "no-overrides": (100, 5)}
+#: tenant → (points per request, requests per second) sent as OTLP (/otlp/v1/metrics, protobuf,
+#: gzip) beside its remote_write: the same budget, so team-a's two senders together stay within it.
+DEMO_OTLP_TRAFFIC = {"team-a": (1000, 10)}
+OTLP_SENDER = " (OTLP)"
 
 
 class UpError(RuntimeError):
@@ -369,9 +375,15 @@ class LocalStack:
         port = self.ports.nginx if self.nginx is not None else self.ports.envoy
         return f"http://{HOST}:{port}/api/v1/push"
 
+    @property
+    def otlp_url(self) -> str:
+        port = self.ports.nginx if self.nginx is not None else self.ports.envoy
+        return f"http://{HOST}:{port}{OTLP_PATH}"
+
     def urls(self) -> dict[str, str]:
         urls = {
             "push (remote_write)": self.push_url + ("  (NGINX → Envoy → distributor)" if self.nginx else "  (Envoy)"),
+            "push (OTLP)": self.otlp_url + ("  (NGINX → Envoy → distributor)" if self.nginx else "  (Envoy)"),
             "Admin UI": f"http://{HOST}:{self.rls[0].admin_port}/",
         }
         for i, rls in enumerate(self.rls):
@@ -388,27 +400,34 @@ class LocalStack:
         self, seconds: float, *, rate_scale: float = 1.0, stop: threading.Event | None = None
     ) -> dict[str, Counter[str]]:
         """Each demo tenant pushes at its rate for `seconds` (or until `stop`); what came back."""
-        results: dict[str, Counter[str]] = {t: Counter() for t in DEMO_TRAFFIC}
         deadline = time.monotonic() + seconds
         stop = stop or threading.Event()
-
-        def tenant_loop(tenant: str, series: int, per_second: float) -> None:
+        # sender name → (url, body, headers, items per request, requests per second)
+        senders: dict[str, tuple[str, bytes, dict[str, str], int, float]] = {}
+        for tenant, (series, per_second) in DEMO_TRAFFIC.items():
             body = compress(rw1_request(Shape(series=series)))
-            headers = {**RW1_HEADERS, "X-Scope-OrgID": tenant}
-            interval = 1 / (per_second * rate_scale)
+            senders[tenant] = (self.push_url, body, {**RW1_HEADERS, "X-Scope-OrgID": tenant}, series, per_second)
+        for tenant, (points, per_second) in DEMO_OTLP_TRAFFIC.items():
+            body = gzip.compress(otlp_request(points=points))
+            headers = {**OTLP_HEADERS, "X-Scope-OrgID": tenant}
+            senders[tenant + OTLP_SENDER] = (self.otlp_url, body, headers, points, per_second)
+        results: dict[str, Counter[str]] = {name: Counter() for name in senders}
+
+        def sender_loop(name: str, url: str, body: bytes, headers: dict[str, str], items: int, rate: float) -> None:
+            interval = 1 / (rate * rate_scale)
             next_at = time.monotonic()
             while time.monotonic() < deadline and not stop.is_set():
-                status = post_once(self.push_url, body, headers)
-                results[tenant][str(status)] += 1
-                results[tenant]["items sent"] += series
+                status = post_once(url, body, headers)
+                results[name][str(status)] += 1
+                results[name]["items sent"] += items
                 if status in (200, 204):
-                    results[tenant]["items admitted"] += series
+                    results[name]["items admitted"] += items
                 next_at += interval
                 stop.wait(max(0.0, next_at - time.monotonic()))
 
         threads = [
-            threading.Thread(target=tenant_loop, args=(t, s, r), name=f"traffic-{t}", daemon=True)
-            for t, (s, r) in DEMO_TRAFFIC.items()
+            threading.Thread(target=sender_loop, args=(name, *sender), name=f"traffic-{name}", daemon=True)
+            for name, sender in senders.items()
         ]
         for thread in threads:
             thread.start()
@@ -454,8 +473,8 @@ def print_results(results: dict[str, Counter[str]], overrides: Path, say: Callab
 
     parsed = read_files(overrides).parse()
     say(f"\n{'tenant':14} {'limit/s':>8} {'burst':>8} {'requests':>9} {'admitted':>9} {'429':>6}  result")
-    for tenant, r in results.items():
-        lim = parsed.limits_for(tenant)
+    for sender, r in results.items():
+        lim = parsed.limits_for(sender.removesuffix(OTLP_SENDER))
         requests = sum(v for k, v in r.items() if k.isdigit())
         admitted = r["200"] + r["204"]
         verdict = "LIMITED (429: over its limit)" if r["429"] else "within its limits"
@@ -463,7 +482,7 @@ def print_results(results: dict[str, Counter[str]], overrides: Path, say: Callab
         if other:
             verdict += f"; other answers {other}"
         say(
-            f"{tenant:14} {lim.ingestion_rate:>8.0f} {lim.effective_ingestion_burst:>8} {requests:>9} "
+            f"{sender:14} {lim.ingestion_rate:>8.0f} {lim.effective_ingestion_burst:>8} {requests:>9} "
             f"{admitted:>9} {r['429']:>6}  {verdict}"
         )
 
@@ -508,7 +527,7 @@ def up(options: UpOptions, *, exit_after_traffic: bool = False) -> int:
                 print(f"  {name:22} {url}")
             if options.traffic_seconds > 0 and not stopping.is_set():
                 print(
-                    f"\nsending remote_write traffic for {options.traffic_seconds:.0f} s "
+                    f"\nsending remote_write and OTLP traffic for {options.traffic_seconds:.0f} s "
                     f"(tenants from {options.overrides}) ..."
                 )
                 results = stack.run_traffic(options.traffic_seconds, stop=stopping)
