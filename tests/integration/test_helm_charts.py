@@ -51,20 +51,21 @@ RLS, ENVOY, SYNC, DEV_REDIS = "mimir-rls", "mimir-envoy", "mimir-overrides-sync"
 # The original deployment plan's sizes per environment (its "Environment-Specific Configurations").
 PLANNED: dict[str, dict[str, Any]] = {
     "dev": {
-        "rls": {"replicas": 1, "requests": ("100m", "1Gi"), "limits": ("200m", "2Gi")},
-        "envoy": {"replicas": 1, "requests": ("50m", "512Mi"), "limits": ("100m", "1Gi")},
+        "rls": {"replicas": 1, "requests": ("100m", "128Mi"), "limits": ("1000m", "256Mi")},
+        "envoy": {"replicas": 1, "requests": ("50m", "128Mi"), "limits": ("100m", "256Mi")},
         "maxRequestBytes": 10485760,
         "failureModeAllow": True,
     },
+    # Sized from measurement (docs/deployment-guide.md, "Sizing"; BENCHMARKS.md rls_cpu, rls_memory).
     "staging": {
-        "rls": {"replicas": 3, "requests": ("500m", "4Gi"), "limits": ("1000m", "8Gi")},
-        "envoy": {"replicas": 3, "requests": ("250m", "2Gi"), "limits": ("500m", "4Gi")},
+        "rls": {"replicas": 5, "requests": ("1000m", "256Mi"), "limits": ("1500m", "1Gi")},
+        "envoy": {"replicas": 3, "requests": ("250m", "256Mi"), "limits": ("500m", "1Gi")},
         "maxRequestBytes": 52428800,
         "failureModeAllow": False,
     },
     "production": {
-        "rls": {"replicas": 10, "requests": ("1000m", "8Gi"), "limits": ("4000m", "16Gi")},
-        "envoy": {"replicas": 10, "requests": ("500m", "4Gi"), "limits": ("2000m", "8Gi")},
+        "rls": {"replicas": 14, "requests": ("1000m", "256Mi"), "limits": ("1500m", "1Gi")},
+        "envoy": {"replicas": 10, "requests": ("500m", "256Mi"), "limits": ("2000m", "1Gi")},
         "maxRequestBytes": 52428800,
         "failureModeAllow": False,
     },
@@ -72,8 +73,8 @@ PLANNED: dict[str, dict[str, Any]] = {
 # (minReplicas, maxReplicas, CPU target %) per Deployment; dev runs fixed single replicas.
 HPA: dict[str, dict[str, tuple[int, int, int]]] = {
     "dev": {},
-    "staging": {RLS: (3, 6, 70), ENVOY: (3, 6, 70)},
-    "production": {RLS: (10, 40, 70), ENVOY: (10, 30, 70)},
+    "staging": {RLS: (5, 14, 70), ENVOY: (3, 6, 70)},
+    "production": {RLS: (14, 40, 70), ENVOY: (10, 30, 70)},
 }
 SYNC_REPLICAS = {"dev": 1, "staging": 2, "production": 2}
 
@@ -574,7 +575,8 @@ def test_local_failure_mode_tells_the_rls_its_replica_count(helm: Helm) -> None:
     )
     env = env_values(container(deployment(manifests, RLS), "rls"))
     settings = parse_settings([], env=env)
-    assert settings.failure_mode.value == "local" and env["REPLICAS_HINT"] == "10"
+    assert settings.failure_mode.value == "local"
+    assert env["REPLICAS_HINT"] == str(PLANNED["production"]["rls"]["replicas"])
 
 
 def test_mirror_phase_puts_the_rls_in_shadow_and_envoy_answers_itself(helm: Helm) -> None:

@@ -235,14 +235,19 @@ def test_missing_nginx_fails_saying_how_to_install(monkeypatch: pytest.MonkeyPat
         local_nginx.nginx_binary()
 
 
-@pytest.mark.parametrize(("path", "deployment"), [("hpa-rls.yaml", "mimir-rls"), ("hpa-envoy.yaml", "mimir-envoy")])
-def test_hpa_examples(path: str, deployment: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "deployment", "component"),
+    [("hpa-rls.yaml", "mimir-rls", "rls"), ("hpa-envoy.yaml", "mimir-envoy", "envoy")],
+)
+def test_hpa_examples(path: str, deployment: str, component: str) -> None:
     doc = yaml.safe_load((EXAMPLES / path).read_text())
     assert doc["apiVersion"] == "autoscaling/v2" and doc["kind"] == "HorizontalPodAutoscaler"
     spec = doc["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}
-    assert spec["minReplicas"] == 10  # the original deployment plan's production size
-    assert spec["minReplicas"] < spec["maxReplicas"]
+    # The same floor and ceiling as the chart's production values (sized in docs/deployment-guide.md).
+    production = yaml.safe_load((EXAMPLES.parent / "charts/mimir-edge-enforcement/values-production.yaml").read_text())
+    values = production[component]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (values["replicas"], values["autoscaling"]["maxReplicas"])
     (metric,) = spec["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
