@@ -12,6 +12,12 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	# xds-protos (Envoy's protos) carries an old copy of opentelemetry/proto/**, which overwrites
+	# opentelemetry-proto's when pip installs it later: the OTel SDK (dev extra, for the OTLP
+	# end-to-end tests) then fails to import. Reinstall opentelemetry-proto's own files last.
+	$(VENV)/bin/pip install --quiet --force-reinstall --no-deps \
+		"opentelemetry-proto==$$($(VENV)/bin/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
+	$(VENV)/bin/python -c "from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope"
 	touch $@
 
 # The compiled counting walker, in place for the editable install (`pip install -e` compiles it too,
