@@ -8,6 +8,7 @@ process sustains on one core. Peak RSS is the process's VmHWM after every body.
 
     python -m bench.rls_cpu                      # the table
     python -m bench.rls_cpu --profile out.txt    # also py-spy, realistic body, top frames to out.txt
+    python -m bench.rls_cpu --profile out.txt --profile-body otlp    # another body's
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def summarise_collapsed(text: str, top: int = 25) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(profile: Path | None = None) -> dict[str, Any]:
+def run(profile: Path | None = None, profile_body: str = "realistic") -> dict[str, Any]:
     bodies = bench_bodies.build()
     rows = []
     started: list[Any] = []
@@ -148,7 +149,7 @@ def run(profile: Path | None = None) -> dict[str, Any]:
             for key, body in bodies.items():
                 body_file = work / f"{key}.bin"
                 body_file.write_bytes(body.data)
-                if profile is not None and key == "realistic":
+                if profile is not None and key == profile_body:
                     url = f"http://{rls.authz_http_addr}{CHECK_PREFIX}{body.path}"
                     headers = {**body.headers, "x-scope-orgid": TENANT}
                     load = subprocess.Popen(
@@ -218,10 +219,13 @@ def render(result: dict[str, Any]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", type=Path, help="write py-spy's top frames for the realistic body here")
+    parser.add_argument("--profile", type=Path, help="write py-spy's top frames for one body here")
+    parser.add_argument(
+        "--profile-body", default="realistic", choices=sorted(bench_bodies.build()), help="the body --profile profiles"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    result = run(args.profile)
+    result = run(args.profile, args.profile_body)
     print(json.dumps(result, indent=2))
     print("\n".join(render(result)))
     return 0
