@@ -29,9 +29,9 @@ from pathlib import Path
 import pytest
 from mimir_edge.cli import build_parser
 from mimir_edge.localstack.nginx import nginx_binary
-from mimir_edge.localstack.processes import MissingProgram, free_port_block, port_open
+from mimir_edge.localstack.processes import PORT_SPAN, MissingProgram, free_port_block, port_open
 from mimir_edge.localstack.traffic import RW1_HEADERS, Shape, compress, rw1_request
-from mimir_edge.localstack.up import PORT_SPAN, STATE_FILE, Ports, StateFile, process_start_time
+from mimir_edge.localstack.up import STATE_FILE, Ports, StateFile, process_start_time
 
 from tests.stack import post
 from tests.waiting import wait_for

@@ -14,9 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from mimir_edge.localstack.processes import free_port_block, port_open
+from mimir_edge.localstack.processes import PORT_SPAN, free_port_block, port_open
 from mimir_edge.localstack.redis import RedisServer
-from mimir_edge.localstack.up import PORT_SPAN, STATE_FILE, Ports, process_start_time
+from mimir_edge.localstack.up import STATE_FILE, Ports, process_start_time
 
 from tests.packaging.venvs import build_wheel, clean_env, new_venv, pip_install
 from tests.waiting import wait_for

@@ -7,7 +7,6 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-
 from mimir_edge.localstack import processes
 from mimir_edge.localstack.processes import DEFAULT_PORTS, free_port, free_port_block, free_port_pair
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from mimir_edge.deploy.envoy import render
-from mimir_edge.localstack.up import MAX_REPLICAS, PORT_SPAN, LocalStack, Ports, UpOptions
+from mimir_edge.localstack.processes import PORT_SPAN
+from mimir_edge.localstack.up import MAX_REPLICAS, LocalStack, Ports, UpOptions
 from mimir_edge.rls.settings import parse_settings
 
 

@@ -33,7 +33,6 @@ from mimir_edge.localstack.envoy import EnvoyProcess, envoy_binary
 from mimir_edge.localstack.http_load import post_once
 from mimir_edge.localstack.processes import (
     DEFAULT_PORT_BASE,
-    PORT_SPAN,
     MissingProgram,
     Process,
     StartFailed,
