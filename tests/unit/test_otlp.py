@@ -47,6 +47,7 @@ from tests.otlp_requests import (
     request,
     resource,
     summary_points,
+    target_info_expected,
 )
 
 CAP = 4 << 20
@@ -170,6 +171,36 @@ def test_dropped_metrics_charge_nothing_but_still_date_target_info() -> None:
 )
 def test_target_info_samples(spread_ns: int, samples: int) -> None:
     assert target_info_samples(T0, T0 + spread_ns) == samples
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_target_info_spans_points_at_different_times_in_any_order(seed: int) -> None:
+    # The earliest and latest are found without a Python loop when a kind's points share one time;
+    # here they do not: shuffled times, the extremes anywhere in the list, in several kinds.
+    rng = random.Random(seed)
+    offsets = [rng.randrange(0, 900 * 10**9, 10**6) for _ in range(12)]
+
+    def at(i: int) -> int:
+        return T0 + offsets[i % len(offsets)]
+
+    metrics = [
+        m.Metric(name="g", gauge=m.Gauge(data_points=[p for i in range(6) for p in number_points(1, t=at(i))])),
+        m.Metric(
+            name="s",
+            sum=m.Sum(
+                data_points=[p for i in range(6, 9) for p in number_points(1, t=at(i))],
+                aggregation_temporality=CUMULATIVE,
+                is_monotonic=True,
+            ),
+        ),
+        m.Metric(
+            name="q", summary=m.Summary(data_points=[p for i in range(9, 12) for p in summary_points(1, t=at(i))])
+        ),
+    ]
+    req = request((resource(), metrics))
+    counts = count(req)
+    assert counts.target_info_samples == target_info_expected(max(offsets) - min(offsets))
+    assert counts.base_items == mimir_charge(req)
 
 
 def test_target_info_needs_a_non_identifying_attribute_and_job_or_instance() -> None:

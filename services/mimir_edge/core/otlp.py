@@ -9,10 +9,11 @@ Protobuf bodies are counted with the views of `protos/mimir_edge/proto/otlp_coun
 shape pass (points as slices, counted not decoded) and a pass merging every metric of a resource
 (one list of timestamps, exemplars and quantiles per kind and resource), both in C. Python touches
 one object per metric (and per classic histogram point, for its bucket and bound counts), never one
-per gauge, sum, summary or exponential histogram point, nor per attribute; the timestamps are read
-as integers for target_info's earliest and latest. Only a resource mixing metrics of one kind
-whose exemplars (or quantiles) are charged differently needs a third pass, metric by metric. JSON
-bodies are parsed into the full message and counted the same way.
+per gauge, sum, summary or exponential histogram point, nor per attribute; target_info's earliest
+and latest timestamps are found over their packed bytes when a resource's points share one time.
+Only a resource mixing metrics of one kind whose exemplars (or quantiles) are charged differently
+needs a third pass, metric by metric. JSON bodies are parsed into the full message and counted the
+same way.
 
 Two per-tenant settings change what a request costs, and the RLS does not know a tenant's limits
 before the one atomic Lua call that reads them (`lua/token_bucket.lua`): native histograms with
@@ -24,14 +25,17 @@ charges it: exact from the first request, and after any change of the tenant's l
 
 from __future__ import annotations
 
+import array
 import enum
 import json
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cramjam
 from google.protobuf import json_format
+from google.protobuf.internal.containers import RepeatedScalarFieldContainer
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 from google.rpc import status_pb2
@@ -480,7 +484,8 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
             times = getattr(merged, kind).data_points.time_unix_nano
             if times:
                 stamped += len(times)
-                earliest, latest = min(earliest, min(times)), max(latest, max(times))
+                first, last = _time_range(times)
+                earliest, latest = min(earliest, first), max(latest, last)
         if stamped < resource_points:
             earliest = 0  # a point without time_unix_nano has time 0
         points_total += resource_points
@@ -512,6 +517,22 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
         decompressed_bytes=len(raw),
         first_series_labels=first_labels or (),
     )
+
+
+def _time_range(times: RepeatedScalarFieldContainer[int]) -> tuple[int, int]:
+    """(earliest, latest) of a non-empty list of uint64 timestamps. Re-encoded packed (one copy in
+    C), they are compared as bytes with the first one repeated, since a batch's points usually
+    share a time; only otherwise is one Python integer made per point."""
+    count = len(times)
+    packed = views.Timestamps(time_unix_nano=times).SerializeToString()[-8 * count :]
+    first = packed[:8]
+    if packed == first * count:
+        value = int.from_bytes(first, "little")
+        return value, value
+    values = array.array("Q", packed)
+    if sys.byteorder == "big":
+        values.byteswap()  # the wire's fixed64 is little-endian
+    return min(values), max(values)
 
 
 def _charge_extras(
