@@ -28,6 +28,7 @@ from mimir_edge.core.otlp import (
     OtlpCounts,
     OtlpFormat,
     count_otlp_request,
+    decompress,
     status_body,
     target_info_samples,
 )
@@ -322,6 +323,32 @@ def test_each_encoding_counts_the_same(encoding: str) -> None:
     assert c.base_items == count(req).base_items
 
 
+def test_gzip_members_are_read_in_turn_as_gos_gzip_reader_does() -> None:
+    raw = request((resource(), every_point_type())).SerializeToString()
+    # A protobuf message split anywhere is the concatenation of its parts.
+    members = gzip.compress(raw[:101]) + gzip.compress(raw[101:])
+    c = count_otlp_request(members, content_type=PROTOBUF, content_encoding="gzip", max_decompressed_bytes=CAP)
+    assert c.base_items == count(request((resource(), every_point_type()))).base_items
+    assert c.decompressed_bytes == len(raw)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        gzip.compress(b"\x0a\x00")[:-3],  # truncated trailer
+        gzip.compress(b"\x0a\x00")[:12],  # truncated deflate stream
+        gzip.compress(b"\x0a\x00") + b"\x00\x00",  # padding after a member is not a member
+        gzip.compress(b"\x0a\x00") + b"garbage",
+        gzip.compress(b"\x0a\x00")[:-8] + b"\x00" * 8,  # wrong CRC and size
+        b"",
+    ],
+    ids=["truncated-trailer", "truncated-stream", "zero-padding", "garbage-after", "bad-crc", "empty"],
+)
+def test_broken_gzip_is_400(body: bytes) -> None:
+    with pytest.raises(InvalidBody, match=r"^gzip: "):
+        count_otlp_request(body, content_type=PROTOBUF, content_encoding="gzip", max_decompressed_bytes=CAP)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "encoding"),
     [
@@ -403,6 +430,34 @@ def test_bombs_do_not_grow_the_process(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", _RSS_PROBE, *args], check=True, capture_output=True, text=True)
     grown_kib = int(out.stdout.strip())
     assert grown_kib < 48 * 1024, f"peak RSS grew by {grown_kib} KiB"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4"])
+def test_a_very_compressible_body_is_not_given_a_buffer_of_the_cap(encoding: str) -> None:
+    # Zero-filling a buffer of the cap (50 MiB by default) costs more than counting the request:
+    # the buffer grows from a guess instead, whatever the compression ratio.
+    raw = b"\x0a\x00" * (1 << 20)  # 2 MiB, compressed 300-5000x
+    body = compress(raw, encoding)
+    big_cap = 256 << 20
+    tracemalloc.start()
+    try:
+        assert decompress(body, encoding, big_cap) == raw
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * len(raw), peak
+
+
+def test_a_gzip_trailers_declared_size_is_only_believed_up_to_deflates_ratio() -> None:
+    body = gzip.compress(b"\x0a\x00")[:-4] + (2**32 - 1).to_bytes(4, "little")
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidBody):
+            decompress(body, "gzip", 256 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
 
 
 def test_an_uncompressed_body_over_the_cap_is_413() -> None:
