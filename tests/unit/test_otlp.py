@@ -234,6 +234,38 @@ def mixed_requests() -> list[tuple[str, svc.ExportMetricsServiceRequest]]:
     ]
 
 
+def families_across_resources() -> svc.ExportMetricsServiceRequest:
+    """The same families in several resources, described alike or not, delta or cumulative."""
+
+    def gauge(description: str) -> m.Metric:
+        return m.Metric(name="a", description=description, gauge=m.Gauge(data_points=number_points(1)))
+
+    def counter(name: str, description: str, temporality: int) -> m.Metric:
+        points = number_points(1)
+        return m.Metric(
+            name=name,
+            description=description,
+            sum=m.Sum(data_points=points, aggregation_temporality=temporality, is_monotonic=True),
+        )
+
+    same = [m.Metric(name="b", unit="s", gauge=m.Gauge(data_points=number_points(2)))]
+    return request(
+        (resource("r1"), [gauge("x"), counter("d", "p", DELTA), counter("e", "q", DELTA), *same]),
+        (resource("r2"), [gauge("y"), counter("d", "p", CUMULATIVE), counter("e", "r", CUMULATIVE), *same]),
+        (resource("r3"), [gauge("x"), counter("e", "q", DELTA), *same]),
+    )
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=str)
+def test_metadata_of_families_repeated_across_resources(settings: Settings) -> None:
+    req = families_across_resources()
+    assert charged(count(req), settings) == mimir_charge(req, settings)
+    # By hand: a (x, y, x) 3 entries, b 1, d 1, e 1 cumulative or 3 with deltas, target_info 1.
+    c = count(req)
+    assert c.base_items - c.target_info_samples - (3 + 1 + 1 + 6) == 3 + 1 + 1 + 1 + 1
+    assert c.delta_items - c.target_info_samples - (3 + 2 + 3 + 6) == 3 + 1 + 1 + 3 + 1
+
+
 @pytest.mark.parametrize(("name", "req"), mixed_requests(), ids=[n for n, _ in mixed_requests()])
 @pytest.mark.parametrize("settings", SETTINGS, ids=str)
 def test_counts_match_the_reference(name: str, req: svc.ExportMetricsServiceRequest, settings: Settings) -> None:

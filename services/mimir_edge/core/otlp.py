@@ -273,11 +273,20 @@ def metadata_entries(families: Iterable[tuple[bytes, tuple[bytes, bytes, str]]])
     return entries
 
 
-def _metadata(families: Sequence[tuple[bytes, Message, str, bool]]) -> int:
+def _metadata(families: Sequence[tuple[bytes, Message, str, bool]]) -> tuple[int, int]:
+    """(entries under Mimir's defaults, entries with native delta ingestion): a delta metric's
+    family counts only in the second. Help and unit are read once, only when a name repeats."""
     names = [f[0] for f in families]
-    if len(set(names)) == len(names):
-        return len(names)  # every family seen once: one entry each
-    return metadata_entries((name, (ms.description, ms.unit, ptype)) for name, ms, ptype, _ in families)
+    base_names = [f[0] for f in families if not f[3]]
+    distinct = set(names)
+    if len(distinct) == len(names):
+        return len(base_names), len(names)  # every family seen once: one entry each
+    metas = [(name, ms.description, ms.unit, ptype) for name, ms, ptype, _ in families]
+    if len(set(metas)) == len(distinct):
+        # Each family described one way throughout (a batch of many resources): one entry each.
+        return len(set(base_names)), len(distinct)
+    base = metadata_entries((m[0], m[1:]) for m, f in zip(metas, families, strict=True) if not f[3])
+    return base, metadata_entries((m[0], m[1:]) for m in metas)
 
 
 def target_info_timestamps_ms(earliest_ns: int, latest_ns: int) -> tuple[int, int, int, int]:
@@ -426,6 +435,9 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
     target_info: dict[tuple[object, ...], set[int]] = {}
     target_info_total = 0
     per_metric: list[views.RequestMerged] = []  # pass 3, parsed at most once, when needed
+    # Samples summed in locals, not in _Totals, in the per-metric loop: (cumulative, delta) x
+    # (classic histograms, custom buckets).
+    cum_samples = cum_nhcb = delta_samples = delta_nhcb = 0
     for r, (rs, rt) in enumerate(zip(shape.resource_metrics, totals.resource_metrics, strict=True)):
         resource_points = 0
         resource_first: tuple[str, bytes] | None = None
@@ -465,9 +477,11 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
                 if dropped:
                     continue
                 samples, nhcb = _samples(data, kind, points, monotonic)
-                for sums in (delta,) if is_delta else (cumulative, delta):
-                    sums.samples += samples
-                    sums.nhcb_samples += nhcb
+                delta_samples += samples
+                delta_nhcb += nhcb
+                if not is_delta:
+                    cum_samples += samples
+                    cum_nhcb += nhcb
                 families.append((name, ms, _prometheus_type(kind, monotonic), is_delta))
                 if resource_first is None and not is_delta:
                     resource_first = (kind, _first_point(data, kind))
@@ -476,6 +490,8 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
             _charge_extras(extras, merged, raw, r, per_metric, cumulative, delta)
         earliest, latest, stamped = _MAX_UINT64, 0, 0
         for kind in _KINDS:
+            if not merged.HasField(kind):
+                continue
             times = getattr(merged, kind).data_points.time_unix_nano
             if times:
                 stamped += len(times)
@@ -495,8 +511,11 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
         target_info_total += _add_target_info(target_info, identity, earliest, latest)
     # target_info's metadata: one entry when any target_info series is emitted.
     info_metadata = 1 if target_info_total else 0
-    base_meta = _metadata([f for f in families if not f[3]]) + info_metadata
-    delta_meta = _metadata(families) + info_metadata
+    base_meta, delta_meta = (entries + info_metadata for entries in _metadata(families))
+    cumulative.samples += cum_samples
+    cumulative.nhcb_samples += cum_nhcb
+    delta.samples += delta_samples
+    delta.nhcb_samples += delta_nhcb
     common = target_info_total
     return OtlpCounts(
         format=fmt,
