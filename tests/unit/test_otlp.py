@@ -176,16 +176,19 @@ def test_target_info_samples(spread_ns: int, samples: int) -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_target_info_spans_points_at_different_times_in_any_order(seed: int) -> None:
-    # The earliest and latest are found without a Python loop when a kind's points share one time;
-    # here they do not: shuffled times, the extremes anywhere in the list, in several kinds.
+    # The earliest and latest are found without a Python loop when a kind's many points share one
+    # time; here they do not: shuffled times, the extremes anywhere in the list, in several kinds,
+    # many gauge points (over _FEW_TIMESTAMPS), few of the others.
     rng = random.Random(seed)
     offsets = [rng.randrange(0, 900 * 10**9, 10**6) for _ in range(12)]
+    rng.shuffle(offsets)
 
     def at(i: int) -> int:
         return T0 + offsets[i % len(offsets)]
 
+    gauge_points = [p for i in range(40) for p in number_points(1, t=at(i if i % 6 else 0))]
     metrics = [
-        m.Metric(name="g", gauge=m.Gauge(data_points=[p for i in range(6) for p in number_points(1, t=at(i))])),
+        m.Metric(name="g", gauge=m.Gauge(data_points=gauge_points)),
         m.Metric(
             name="s",
             sum=m.Sum(
@@ -202,6 +205,18 @@ def test_target_info_spans_points_at_different_times_in_any_order(seed: int) -> 
     counts = count(req)
     assert counts.target_info_samples == target_info_expected(max(offsets) - min(offsets))
     assert counts.base_items == mimir_charge(req)
+
+
+@pytest.mark.parametrize("later_kind", ["gauge", "sum"])
+def test_target_info_spans_many_points_sharing_a_time_and_a_later_metric(later_kind: str) -> None:
+    spread = 400 * 10**9
+    shared = number_points(40, t=T0 + (spread if later_kind == "gauge" else 0))
+    one = number_points(1, t=T0 + (0 if later_kind == "gauge" else spread))
+    metrics = [
+        m.Metric(name="g", gauge=m.Gauge(data_points=shared)),
+        m.Metric(name="s", sum=m.Sum(data_points=one, aggregation_temporality=CUMULATIVE, is_monotonic=True)),
+    ]
+    assert count(request((resource(), metrics))).target_info_samples == target_info_expected(spread) == 4
 
 
 def test_target_info_needs_a_non_identifying_attribute_and_job_or_instance() -> None:

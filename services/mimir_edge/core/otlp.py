@@ -533,11 +533,17 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
     )
 
 
+#: Up to this many timestamps, reading them as Python integers costs less than re-encoding them.
+_FEW_TIMESTAMPS = 16
+
+
 def _time_range(times: RepeatedScalarFieldContainer[int]) -> tuple[int, int]:
     """(earliest, latest) of a non-empty list of uint64 timestamps. Re-encoded packed (one copy in
     C), they are compared as bytes with the first one repeated, since a batch's points usually
     share a time; only otherwise is one Python integer made per point."""
     count = len(times)
+    if count <= _FEW_TIMESTAMPS:
+        return min(times), max(times)
     packed = views.Timestamps(time_unix_nano=times).SerializeToString()[-8 * count :]
     first = packed[:8]
     if packed == first * count:
