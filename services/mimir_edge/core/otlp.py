@@ -418,6 +418,8 @@ class _Totals:
 
 
 _KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+#: The kinds whose points carry what is charged apart: exemplars, or a summary's quantiles.
+_EXTRA_KINDS = ("sum", "histogram", "exponential_histogram", "summary")
 
 
 def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
@@ -441,8 +443,12 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
     for r, (rs, rt) in enumerate(zip(shape.resource_metrics, totals.resource_metrics, strict=True)):
         resource_points = 0
         resource_first: tuple[str, bytes] | None = None
-        #: Metrics whose exemplars or quantiles are charged: (kind, delta? or None when dropped,
-        #: monotonic, scope index, metric index).
+        merged = rt.scope_metrics.metrics
+        # Only kinds with exemplars (or quantiles) somewhere in the resource need their metrics
+        # listed: (kind, delta? or None when dropped, monotonic, scope index, metric index).
+        extra_kinds = {
+            k for k in _EXTRA_KINDS if merged.HasField(k) and _extra_count(getattr(merged, k).data_points, k)
+        }
         extras: list[tuple[str, bool | None, bool, int, int]] = []
         for s_index, ss in enumerate(rs.scope_metrics):
             for m_index, ms in enumerate(ss.metrics):
@@ -472,7 +478,7 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
                     # An empty name, or a temporality refused whatever the tenant's settings.
                     dropped = not name or not temporality_accepted(temporality, native_delta=True)
                 is_delta = temporality == DELTA
-                if kind != "gauge":
+                if kind in extra_kinds:
                     extras.append((kind, None if dropped else is_delta, monotonic, s_index, m_index))
                 if dropped:
                     continue
@@ -482,10 +488,9 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
                 if not is_delta:
                     cum_samples += samples
                     cum_nhcb += nhcb
-                families.append((name, ms, _prometheus_type(kind, monotonic), is_delta))
+                families.append((name, ms, _PROMETHEUS_TYPES[kind, monotonic], is_delta))
                 if resource_first is None and not is_delta:
                     resource_first = (kind, _first_point(data, kind))
-        merged = rt.scope_metrics.metrics
         if extras:
             _charge_extras(extras, merged, raw, r, per_metric, cumulative, delta)
         earliest, latest, stamped = _MAX_UINT64, 0, 0
@@ -567,7 +572,7 @@ def _charge_extras(
     """A resource's exemplars (sums, histograms) and summary quantiles. Pass 2 has each kind's
     total for the resource; when the metrics of a kind are all charged alike (the usual case),
     the total goes to them. Otherwise each metric's own count is read from pass 3."""
-    for kind in ("sum", "histogram", "exponential_histogram", "summary"):
+    for kind in _EXTRA_KINDS:
         metrics = [e for e in extras if e[0] == kind]
         if not metrics:
             continue
@@ -635,6 +640,12 @@ def _prometheus_type(kind: str, monotonic: bool) -> str:
     if kind == "exponential_histogram":
         return "histogram"
     return kind
+
+
+#: _prometheus_type for every (kind, monotonic), looked up once per metric.
+_PROMETHEUS_TYPES = {
+    (kind, monotonic): _prometheus_type(kind, monotonic) for kind in _KINDS for monotonic in (False, True)
+}
 
 
 def _first_point(data: Message, kind: str) -> bytes:
