@@ -617,3 +617,54 @@ def test_a_resource_mixing_charged_and_dropped_metrics_of_one_kind(settings: Set
     ]
     req = request((resource(), mixed), (resource("b"), alike))
     assert charged(count(req), settings) == mimir_charge(req, settings)
+
+
+def random_batch(rng: random.Random) -> svc.ExportMetricsServiceRequest:
+    """A batch as a gateway collector makes them: several resources, families repeated across them
+    (described alike or not), every kind and temporality, points sharing a time or not, few or
+    many of them (either side of the counter's _FEW_TIMESTAMPS), with or without exemplars."""
+
+    def times(n: int) -> list[int]:
+        if rng.random() < 0.5:
+            return [T0 + rng.randrange(0, 10**6 * 10**3, 10**6)] * n
+        return [T0 + rng.randrange(0, 10**6 * 10**3, 10**6) for _ in range(n)]
+
+    def points(kind: str) -> list[object]:
+        n = rng.choice([0, 1, 2, 3, 17, 40])
+        ex = rng.choice([0, 0, 1, 2])
+        make = {
+            "gauge": lambda t: number_points(1, t=t, n_exemplars=ex),
+            "sum": lambda t: number_points(1, t=t, n_exemplars=ex),
+            "histogram": lambda t: histogram_points(
+                1, bounds=rng.randrange(4), with_sum=rng.random() < 0.5, n_exemplars=ex, t=t
+            ),
+            "exponential_histogram": lambda t: exponential_points(1, n_exemplars=ex, t=t),
+            "summary": lambda t: summary_points(1, quantiles=rng.randrange(4), t=t),
+        }[kind]
+        return [p for t in times(n) for p in make(t)]
+
+    def metric() -> m.Metric:
+        kind = rng.choice(["gauge", "sum", "histogram", "exponential_histogram", "summary"])
+        metric = m.Metric(name=rng.choice(["a", "b", "c", "d", ""]), description=rng.choice(["", "x", "y"]))
+        data = getattr(metric, kind)
+        data.data_points.extend(points(kind))
+        if kind in ("sum", "histogram", "exponential_histogram"):
+            data.aggregation_temporality = rng.choice([0, DELTA, CUMULATIVE, CUMULATIVE])
+        if kind == "sum":
+            data.is_monotonic = rng.random() < 0.6
+        return metric
+
+    return request(
+        *[
+            (resource(rng.choice(["s1", "s2"]), instance=f"pod-{rng.randrange(3)}"), [metric() for _ in range(8)])
+            for _ in range(rng.randint(1, 6))
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_batches_match_the_reference(seed: int) -> None:
+    req = random_batch(random.Random(seed))
+    counts = count(req)
+    for settings in SETTINGS:
+        assert charged(counts, settings) == mimir_charge(req, settings), settings
