@@ -28,6 +28,7 @@ from mimir_edge.core.otlp import (
     OtlpCounts,
     OtlpFormat,
     count_otlp_request,
+    decompress,
     status_body,
     target_info_samples,
 )
@@ -47,6 +48,7 @@ from tests.otlp_requests import (
     request,
     resource,
     summary_points,
+    target_info_expected,
 )
 
 CAP = 4 << 20
@@ -172,6 +174,51 @@ def test_target_info_samples(spread_ns: int, samples: int) -> None:
     assert target_info_samples(T0, T0 + spread_ns) == samples
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_target_info_spans_points_at_different_times_in_any_order(seed: int) -> None:
+    # The earliest and latest are found without a Python loop when a kind's many points share one
+    # time; here they do not: shuffled times, the extremes anywhere in the list, in several kinds,
+    # many gauge points (over _FEW_TIMESTAMPS), few of the others.
+    rng = random.Random(seed)
+    offsets = [rng.randrange(0, 900 * 10**9, 10**6) for _ in range(12)]
+    rng.shuffle(offsets)
+
+    def at(i: int) -> int:
+        return T0 + offsets[i % len(offsets)]
+
+    gauge_points = [p for i in range(40) for p in number_points(1, t=at(i if i % 6 else 0))]
+    metrics = [
+        m.Metric(name="g", gauge=m.Gauge(data_points=gauge_points)),
+        m.Metric(
+            name="s",
+            sum=m.Sum(
+                data_points=[p for i in range(6, 9) for p in number_points(1, t=at(i))],
+                aggregation_temporality=CUMULATIVE,
+                is_monotonic=True,
+            ),
+        ),
+        m.Metric(
+            name="q", summary=m.Summary(data_points=[p for i in range(9, 12) for p in summary_points(1, t=at(i))])
+        ),
+    ]
+    req = request((resource(), metrics))
+    counts = count(req)
+    assert counts.target_info_samples == target_info_expected(max(offsets) - min(offsets))
+    assert counts.base_items == mimir_charge(req)
+
+
+@pytest.mark.parametrize("later_kind", ["gauge", "sum"])
+def test_target_info_spans_many_points_sharing_a_time_and_a_later_metric(later_kind: str) -> None:
+    spread = 400 * 10**9
+    shared = number_points(40, t=T0 + (spread if later_kind == "gauge" else 0))
+    one = number_points(1, t=T0 + (0 if later_kind == "gauge" else spread))
+    metrics = [
+        m.Metric(name="g", gauge=m.Gauge(data_points=shared)),
+        m.Metric(name="s", sum=m.Sum(data_points=one, aggregation_temporality=CUMULATIVE, is_monotonic=True)),
+    ]
+    assert count(request((resource(), metrics))).target_info_samples == target_info_expected(spread) == 4
+
+
 def test_target_info_needs_a_non_identifying_attribute_and_job_or_instance() -> None:
     g = [m.Metric(name="g", gauge=m.Gauge(data_points=number_points(1)))]
     assert count(request((resource(extra=0), g))).target_info_samples == 0  # identifying only
@@ -200,6 +247,38 @@ def mixed_requests() -> list[tuple[str, svc.ExportMetricsServiceRequest]]:
         ),
         ("identifying-only resource", request((resource(extra=0), every_point_type()))),
     ]
+
+
+def families_across_resources() -> svc.ExportMetricsServiceRequest:
+    """The same families in several resources, described alike or not, delta or cumulative."""
+
+    def gauge(description: str) -> m.Metric:
+        return m.Metric(name="a", description=description, gauge=m.Gauge(data_points=number_points(1)))
+
+    def counter(name: str, description: str, temporality: int) -> m.Metric:
+        points = number_points(1)
+        return m.Metric(
+            name=name,
+            description=description,
+            sum=m.Sum(data_points=points, aggregation_temporality=temporality, is_monotonic=True),
+        )
+
+    same = [m.Metric(name="b", unit="s", gauge=m.Gauge(data_points=number_points(2)))]
+    return request(
+        (resource("r1"), [gauge("x"), counter("d", "p", DELTA), counter("e", "q", DELTA), *same]),
+        (resource("r2"), [gauge("y"), counter("d", "p", CUMULATIVE), counter("e", "r", CUMULATIVE), *same]),
+        (resource("r3"), [gauge("x"), counter("e", "q", DELTA), *same]),
+    )
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=str)
+def test_metadata_of_families_repeated_across_resources(settings: Settings) -> None:
+    req = families_across_resources()
+    assert charged(count(req), settings) == mimir_charge(req, settings)
+    # By hand: a (x, y, x) 3 entries, b 1, d 1, e 1 cumulative or 3 with deltas, target_info 1.
+    c = count(req)
+    assert c.base_items - c.target_info_samples - (3 + 1 + 1 + 6) == 3 + 1 + 1 + 1 + 1
+    assert c.delta_items - c.target_info_samples - (3 + 2 + 3 + 6) == 3 + 1 + 1 + 3 + 1
 
 
 @pytest.mark.parametrize(("name", "req"), mixed_requests(), ids=[n for n, _ in mixed_requests()])
@@ -291,6 +370,32 @@ def test_each_encoding_counts_the_same(encoding: str) -> None:
     assert c.base_items == count(req).base_items
 
 
+def test_gzip_members_are_read_in_turn_as_gos_gzip_reader_does() -> None:
+    raw = request((resource(), every_point_type())).SerializeToString()
+    # A protobuf message split anywhere is the concatenation of its parts.
+    members = gzip.compress(raw[:101]) + gzip.compress(raw[101:])
+    c = count_otlp_request(members, content_type=PROTOBUF, content_encoding="gzip", max_decompressed_bytes=CAP)
+    assert c.base_items == count(request((resource(), every_point_type()))).base_items
+    assert c.decompressed_bytes == len(raw)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        gzip.compress(b"\x0a\x00")[:-3],  # truncated trailer
+        gzip.compress(b"\x0a\x00")[:12],  # truncated deflate stream
+        gzip.compress(b"\x0a\x00") + b"\x00\x00",  # padding after a member is not a member
+        gzip.compress(b"\x0a\x00") + b"garbage",
+        gzip.compress(b"\x0a\x00")[:-8] + b"\x00" * 8,  # wrong CRC and size
+        b"",
+    ],
+    ids=["truncated-trailer", "truncated-stream", "zero-padding", "garbage-after", "bad-crc", "empty"],
+)
+def test_broken_gzip_is_400(body: bytes) -> None:
+    with pytest.raises(InvalidBody, match=r"^gzip: "):
+        count_otlp_request(body, content_type=PROTOBUF, content_encoding="gzip", max_decompressed_bytes=CAP)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "encoding"),
     [
@@ -372,6 +477,34 @@ def test_bombs_do_not_grow_the_process(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", _RSS_PROBE, *args], check=True, capture_output=True, text=True)
     grown_kib = int(out.stdout.strip())
     assert grown_kib < 48 * 1024, f"peak RSS grew by {grown_kib} KiB"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4"])
+def test_a_very_compressible_body_is_not_given_a_buffer_of_the_cap(encoding: str) -> None:
+    # Zero-filling a buffer of the cap (50 MiB by default) costs more than counting the request:
+    # the buffer grows from a guess instead, whatever the compression ratio.
+    raw = b"\x0a\x00" * (1 << 20)  # 2 MiB, compressed 300-5000x
+    body = compress(raw, encoding)
+    big_cap = 256 << 20
+    tracemalloc.start()
+    try:
+        assert decompress(body, encoding, big_cap) == raw
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * len(raw), peak
+
+
+def test_a_gzip_trailers_declared_size_is_only_believed_up_to_deflates_ratio() -> None:
+    body = gzip.compress(b"\x0a\x00")[:-4] + (2**32 - 1).to_bytes(4, "little")
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidBody):
+            decompress(body, "gzip", 256 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
 
 
 def test_an_uncompressed_body_over_the_cap_is_413() -> None:
@@ -484,3 +617,54 @@ def test_a_resource_mixing_charged_and_dropped_metrics_of_one_kind(settings: Set
     ]
     req = request((resource(), mixed), (resource("b"), alike))
     assert charged(count(req), settings) == mimir_charge(req, settings)
+
+
+def random_batch(rng: random.Random) -> svc.ExportMetricsServiceRequest:
+    """A batch as a gateway collector makes them: several resources, families repeated across them
+    (described alike or not), every kind and temporality, points sharing a time or not, few or
+    many of them (either side of the counter's _FEW_TIMESTAMPS), with or without exemplars."""
+
+    def times(n: int) -> list[int]:
+        if rng.random() < 0.5:
+            return [T0 + rng.randrange(0, 10**6 * 10**3, 10**6)] * n
+        return [T0 + rng.randrange(0, 10**6 * 10**3, 10**6) for _ in range(n)]
+
+    def points(kind: str) -> list[object]:
+        n = rng.choice([0, 1, 2, 3, 17, 40])
+        ex = rng.choice([0, 0, 1, 2])
+        make = {
+            "gauge": lambda t: number_points(1, t=t, n_exemplars=ex),
+            "sum": lambda t: number_points(1, t=t, n_exemplars=ex),
+            "histogram": lambda t: histogram_points(
+                1, bounds=rng.randrange(4), with_sum=rng.random() < 0.5, n_exemplars=ex, t=t
+            ),
+            "exponential_histogram": lambda t: exponential_points(1, n_exemplars=ex, t=t),
+            "summary": lambda t: summary_points(1, quantiles=rng.randrange(4), t=t),
+        }[kind]
+        return [p for t in times(n) for p in make(t)]
+
+    def metric() -> m.Metric:
+        kind = rng.choice(["gauge", "sum", "histogram", "exponential_histogram", "summary"])
+        metric = m.Metric(name=rng.choice(["a", "b", "c", "d", ""]), description=rng.choice(["", "x", "y"]))
+        data = getattr(metric, kind)
+        data.data_points.extend(points(kind))
+        if kind in ("sum", "histogram", "exponential_histogram"):
+            data.aggregation_temporality = rng.choice([0, DELTA, CUMULATIVE, CUMULATIVE])
+        if kind == "sum":
+            data.is_monotonic = rng.random() < 0.6
+        return metric
+
+    return request(
+        *[
+            (resource(rng.choice(["s1", "s2"]), instance=f"pod-{rng.randrange(3)}"), [metric() for _ in range(8)])
+            for _ in range(rng.randint(1, 6))
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_batches_match_the_reference(seed: int) -> None:
+    req = random_batch(random.Random(seed))
+    counts = count(req)
+    for settings in SETTINGS:
+        assert charged(counts, settings) == mimir_charge(req, settings), settings

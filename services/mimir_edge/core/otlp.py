@@ -9,10 +9,11 @@ Protobuf bodies are counted with the views of `protos/mimir_edge/proto/otlp_coun
 shape pass (points as slices, counted not decoded) and a pass merging every metric of a resource
 (one list of timestamps, exemplars and quantiles per kind and resource), both in C. Python touches
 one object per metric (and per classic histogram point, for its bucket and bound counts), never one
-per gauge, sum, summary or exponential histogram point, nor per attribute; the timestamps are read
-as integers for target_info's earliest and latest. Only a resource mixing metrics of one kind
-whose exemplars (or quantiles) are charged differently needs a third pass, metric by metric. JSON
-bodies are parsed into the full message and counted the same way.
+per gauge, sum, summary or exponential histogram point, nor per attribute; target_info's earliest
+and latest timestamps are found over their packed bytes when a resource's points share one time.
+Only a resource mixing metrics of one kind whose exemplars (or quantiles) are charged differently
+needs a third pass, metric by metric. JSON bodies are parsed into the full message and counted the
+same way.
 
 Two per-tenant settings change what a request costs, and the RLS does not know a tenant's limits
 before the one atomic Lua call that reads them (`lua/token_bucket.lua`): native histograms with
@@ -24,14 +25,16 @@ charges it: exact from the first request, and after any change of the tenant's l
 
 from __future__ import annotations
 
+import array
 import enum
 import json
-import zlib
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cramjam
 from google.protobuf import json_format
+from google.protobuf.internal.containers import RepeatedScalarFieldContainer
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 from google.rpc import status_pb2
@@ -164,47 +167,35 @@ def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
         if len(body) > max_bytes:
             raise too_large(max_bytes, len(body))
         return body
-    if encoding == "gzip":
-        return _gunzip(body, max_bytes)
     return _decompress_into(body, encoding, max_bytes)
 
 
-def _gunzip(body: bytes, max_bytes: int) -> bytes:
-    # zlib's max_length bounds each step's output; Go's gzip.Reader reads concatenated members,
-    # so does this loop.
-    out = bytearray()
-    data = body
-    try:
-        while True:
-            inflater = zlib.decompressobj(wbits=31)
-            while data:
-                out += inflater.decompress(data, max_bytes + 1 - len(out))
-                if len(out) > max_bytes:
-                    raise too_large(max_bytes)
-                data = inflater.unconsumed_tail
-            if not inflater.eof:
-                raise InvalidBody("gzip: unexpected end of the compressed body")
-            data = inflater.unused_data
-            if not data:
-                return bytes(out)
-    except zlib.error as exc:
-        raise InvalidBody(f"gzip: {exc}") from None
+_CODECS = {"gzip": cramjam.gzip, "zstd": cramjam.zstd, "lz4": cramjam.lz4}
+#: Deflate's largest expansion (a 258-byte match per 2-bit code, about 1032:1): a gzip body's
+#: declared size beyond it is a lie, so it never sizes a buffer.
+_DEFLATE_MAX_RATIO = 1032
 
 
 def _decompress_into(body: bytes, encoding: str, max_bytes: int) -> bytes:
     # cramjam writes into a buffer we allocate and stops with "failed to write whole buffer" when
-    # it is full: the output can never exceed it. A first buffer sized from the body (protobuf
-    # compresses ~5-10x) avoids zero-filling max_bytes for every request; only a body that fills
-    # it is decompressed again into the full max_bytes + 1.
-    codec = cramjam.zstd if encoding == "zstd" else cramjam.lz4
-    first = min(max_bytes + 1, max(64 * 1024, 32 * len(body)))
-    for size in (first, max_bytes + 1) if first <= max_bytes else (first,):
+    # it is full: the output can never exceed it. The first buffer is sized from the body, not
+    # max_bytes (zero-filling tens of MiB would cost more than counting); one that fills up is
+    # retried 8x larger, so a body is decompressed at most ~1.15x over, and at most max_bytes + 1
+    # bytes are allocated. cramjam's gzip reads concatenated members, as Go's gzip.Reader does,
+    # and inflates ~1.5x faster than the zlib module.
+    codec = _CODECS[encoding]
+    size = min(max_bytes + 1, max(64 * 1024, _size_hint(body, encoding)))
+    while True:
         out = bytearray(size)
         try:
             written = codec.decompress_into(body, out)
         except cramjam.DecompressionError as exc:
             if "failed to write whole buffer" not in str(exc):
                 raise InvalidBody(f"{encoding}: {exc}") from None
+            if size > max_bytes:
+                raise too_large(max_bytes) from None
+            del out  # before the larger one: never two buffers at once
+            size = min(max_bytes + 1, 8 * size)
             continue
         except Exception as exc:  # cramjam raises OSError and others for corrupt input
             raise InvalidBody(f"{encoding}: {exc}") from None
@@ -212,7 +203,15 @@ def _decompress_into(body: bytes, encoding: str, max_bytes: int) -> bytes:
             raise too_large(max_bytes)
         del out[written:]
         return bytes(out)
-    raise too_large(max_bytes)
+
+
+def _size_hint(body: bytes, encoding: str) -> int:
+    """A first guess of the decompressed size, plus one byte so an exact guess needs no retry:
+    a gzip member's trailer states its size (mod 2**32; exact for the usual single member);
+    otherwise protobuf compresses ~5-30x."""
+    if encoding == "gzip" and len(body) >= 18:  # the smallest gzip member
+        return min(int.from_bytes(body[-4:], "little"), _DEFLATE_MAX_RATIO * len(body)) + 1
+    return 32 * len(body)
 
 
 # --- Mimir's conversion rules (the vendored Prometheus translator, Mimir 3.1) ---
@@ -274,11 +273,20 @@ def metadata_entries(families: Iterable[tuple[bytes, tuple[bytes, bytes, str]]])
     return entries
 
 
-def _metadata(families: Sequence[tuple[bytes, Message, str, bool]]) -> int:
+def _metadata(families: Sequence[tuple[bytes, Message, str, bool]]) -> tuple[int, int]:
+    """(entries under Mimir's defaults, entries with native delta ingestion): a delta metric's
+    family counts only in the second. Help and unit are read once, only when a name repeats."""
     names = [f[0] for f in families]
-    if len(set(names)) == len(names):
-        return len(names)  # every family seen once: one entry each
-    return metadata_entries((name, (ms.description, ms.unit, ptype)) for name, ms, ptype, _ in families)
+    base_names = [f[0] for f in families if not f[3]]
+    distinct = set(names)
+    if len(distinct) == len(names):
+        return len(base_names), len(names)  # every family seen once: one entry each
+    metas = [(name, ms.description, ms.unit, ptype) for name, ms, ptype, _ in families]
+    if len(set(metas)) == len(distinct):
+        # Each family described one way throughout (a batch of many resources): one entry each.
+        return len(set(base_names)), len(distinct)
+    base = metadata_entries((m[0], m[1:]) for m, f in zip(metas, families, strict=True) if not f[3])
+    return base, metadata_entries((m[0], m[1:]) for m in metas)
 
 
 def target_info_timestamps_ms(earliest_ns: int, latest_ns: int) -> tuple[int, int, int, int]:
@@ -410,6 +418,8 @@ class _Totals:
 
 
 _KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+#: The kinds whose points carry what is charged apart: exemplars, or a summary's quantiles.
+_EXTRA_KINDS = ("sum", "histogram", "exponential_histogram", "summary")
 
 
 def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
@@ -427,11 +437,18 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
     target_info: dict[tuple[object, ...], set[int]] = {}
     target_info_total = 0
     per_metric: list[views.RequestMerged] = []  # pass 3, parsed at most once, when needed
+    # Samples summed in locals, not in _Totals, in the per-metric loop: (cumulative, delta) x
+    # (classic histograms, custom buckets).
+    cum_samples = cum_nhcb = delta_samples = delta_nhcb = 0
     for r, (rs, rt) in enumerate(zip(shape.resource_metrics, totals.resource_metrics, strict=True)):
         resource_points = 0
         resource_first: tuple[str, bytes] | None = None
-        #: Metrics whose exemplars or quantiles are charged: (kind, delta? or None when dropped,
-        #: monotonic, scope index, metric index).
+        merged = rt.scope_metrics.metrics
+        # Only kinds with exemplars (or quantiles) somewhere in the resource need their metrics
+        # listed: (kind, delta? or None when dropped, monotonic, scope index, metric index).
+        extra_kinds = {
+            k for k in _EXTRA_KINDS if merged.HasField(k) and _extra_count(getattr(merged, k).data_points, k)
+        }
         extras: list[tuple[str, bool | None, bool, int, int]] = []
         for s_index, ss in enumerate(rs.scope_metrics):
             for m_index, ms in enumerate(ss.metrics):
@@ -461,26 +478,30 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
                     # An empty name, or a temporality refused whatever the tenant's settings.
                     dropped = not name or not temporality_accepted(temporality, native_delta=True)
                 is_delta = temporality == DELTA
-                if kind != "gauge":
+                if kind in extra_kinds:
                     extras.append((kind, None if dropped else is_delta, monotonic, s_index, m_index))
                 if dropped:
                     continue
                 samples, nhcb = _samples(data, kind, points, monotonic)
-                for sums in (delta,) if is_delta else (cumulative, delta):
-                    sums.samples += samples
-                    sums.nhcb_samples += nhcb
-                families.append((name, ms, _prometheus_type(kind, monotonic), is_delta))
+                delta_samples += samples
+                delta_nhcb += nhcb
+                if not is_delta:
+                    cum_samples += samples
+                    cum_nhcb += nhcb
+                families.append((name, ms, _PROMETHEUS_TYPES[kind, monotonic], is_delta))
                 if resource_first is None and not is_delta:
                     resource_first = (kind, _first_point(data, kind))
-        merged = rt.scope_metrics.metrics
         if extras:
             _charge_extras(extras, merged, raw, r, per_metric, cumulative, delta)
         earliest, latest, stamped = _MAX_UINT64, 0, 0
         for kind in _KINDS:
+            if not merged.HasField(kind):
+                continue
             times = getattr(merged, kind).data_points.time_unix_nano
             if times:
                 stamped += len(times)
-                earliest, latest = min(earliest, min(times)), max(latest, max(times))
+                first, last = _time_range(times)
+                earliest, latest = min(earliest, first), max(latest, last)
         if stamped < resource_points:
             earliest = 0  # a point without time_unix_nano has time 0
         points_total += resource_points
@@ -495,8 +516,11 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
         target_info_total += _add_target_info(target_info, identity, earliest, latest)
     # target_info's metadata: one entry when any target_info series is emitted.
     info_metadata = 1 if target_info_total else 0
-    base_meta = _metadata([f for f in families if not f[3]]) + info_metadata
-    delta_meta = _metadata(families) + info_metadata
+    base_meta, delta_meta = (entries + info_metadata for entries in _metadata(families))
+    cumulative.samples += cum_samples
+    cumulative.nhcb_samples += cum_nhcb
+    delta.samples += delta_samples
+    delta.nhcb_samples += delta_nhcb
     common = target_info_total
     return OtlpCounts(
         format=fmt,
@@ -514,6 +538,28 @@ def _count(raw: bytes, fmt: OtlpFormat) -> OtlpCounts:
     )
 
 
+#: Up to this many timestamps, reading them as Python integers costs less than re-encoding them.
+_FEW_TIMESTAMPS = 16
+
+
+def _time_range(times: RepeatedScalarFieldContainer[int]) -> tuple[int, int]:
+    """(earliest, latest) of a non-empty list of uint64 timestamps. Re-encoded packed (one copy in
+    C), they are compared as bytes with the first one repeated, since a batch's points usually
+    share a time; only otherwise is one Python integer made per point."""
+    count = len(times)
+    if count <= _FEW_TIMESTAMPS:
+        return min(times), max(times)
+    packed = views.Timestamps(time_unix_nano=times).SerializeToString()[-8 * count :]
+    first = packed[:8]
+    if packed == first * count:
+        value = int.from_bytes(first, "little")
+        return value, value
+    values = array.array("Q", packed)
+    if sys.byteorder == "big":
+        values.byteswap()  # the wire's fixed64 is little-endian
+    return min(values), max(values)
+
+
 def _charge_extras(
     extras: Sequence[tuple[str, bool | None, bool, int, int]],
     merged: Message,
@@ -526,7 +572,7 @@ def _charge_extras(
     """A resource's exemplars (sums, histograms) and summary quantiles. Pass 2 has each kind's
     total for the resource; when the metrics of a kind are all charged alike (the usual case),
     the total goes to them. Otherwise each metric's own count is read from pass 3."""
-    for kind in ("sum", "histogram", "exponential_histogram", "summary"):
+    for kind in _EXTRA_KINDS:
         metrics = [e for e in extras if e[0] == kind]
         if not metrics:
             continue
@@ -594,6 +640,12 @@ def _prometheus_type(kind: str, monotonic: bool) -> str:
     if kind == "exponential_histogram":
         return "histogram"
     return kind
+
+
+#: _prometheus_type for every (kind, monotonic), looked up once per metric.
+_PROMETHEUS_TYPES = {
+    (kind, monotonic): _prometheus_type(kind, monotonic) for kind in _KINDS for monotonic in (False, True)
+}
 
 
 def _first_point(data: Message, kind: str) -> bytes:

@@ -230,6 +230,12 @@ class QuantileValue(_message.Message):
     value: float
     def __init__(self, quantile: _Optional[float] = ..., value: _Optional[float] = ...) -> None: ...
 
+class Timestamps(_message.Message):
+    __slots__ = ("time_unix_nano",)
+    TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    time_unix_nano: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, time_unix_nano: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class ExemplarCount(_message.Message):
     __slots__ = ("time_unix_nano", "as_double", "span_id", "trace_id", "as_int")
     TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
