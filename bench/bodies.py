@@ -9,6 +9,10 @@
   RLS's and Envoy's 50 MB `MAX_REQUEST_BYTES`: the values here are `WORST_VALUE_BYTES` long.
 - `otlp`: an OTLP ExportMetricsServiceRequest, protobuf, gzip (the OTel Collector's default), of
   2,000 number points (100 metrics × 20 points, 5 attributes each) under one resource.
+- `otlp-gateway` (counting bench only): what a gateway Collector batching many services sends,
+  2,000 number points as 200 resources × 10 metrics × 1 point, 5 attributes each; the same metric
+  names under every resource, each with its own timestamp. Per point this is the counter's
+  costliest common shape: every resource has its own target_info and its own metric list.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from dataclasses import dataclass
 
 from mimir_edge.contract import OTLP_PATH
 from mimir_edge.localstack.traffic import OTLP_HEADERS, RW1_HEADERS, Shape, compress, otlp_request, rw1_request
+from mimir_edge.proto.opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
+from mimir_edge.proto.opentelemetry.proto.common.v1 import common_pb2 as otlp_common
+from mimir_edge.proto.opentelemetry.proto.metrics.v1 import metrics_pb2 as otlp_metrics
 from mimir_edge.proto.prometheus import remote_pb2
 
 PUSH_PATH = "/api/v1/push"
@@ -40,13 +47,16 @@ class Body:
     labels_per_series: int
     raw: bytes
     data: bytes
+    #: What else tells this body from another of the same protocol and size, e.g. "200 resources".
+    shape: str = ""
 
     @property
     def name(self) -> str:
         """What every row prints: series, labels per series, bytes compressed / decompressed."""
         what = "points" if self.protocol == "OTLP" else "series"
+        shape = f" in {self.shape}" if self.shape else ""
         return (
-            f"{self.protocol}, {self.series:,} {what} × {self.labels_per_series} labels, "
+            f"{self.protocol}, {self.series:,} {what} × {self.labels_per_series} labels{shape}, "
             f"{_size(len(self.data))} / {_size(len(self.raw))}"
         )
 
@@ -96,6 +106,40 @@ def worst_case_request(series: int = 2000, value_bytes: int = WORST_VALUE_BYTES)
         ts.samples.add(value=float(i), timestamp=T0_MS)
     data: bytes = request.SerializeToString()
     return data
+
+
+def otlp_gateway_request(resources: int = 200, metrics: int = 10, attributes: int = 5) -> bytes:
+    """Uncompressed OTLP protobuf: `resources` resources (distinct service instances), each with
+    the same `metrics` metrics (gauges and cumulative monotonic sums alternately), one point each."""
+
+    def kv(key: str, value: str) -> otlp_common.KeyValue:
+        return otlp_common.KeyValue(key=key, value=otlp_common.AnyValue(string_value=value))
+
+    request = otlp_service.ExportMetricsServiceRequest()
+    for r in range(resources):
+        rm = request.resource_metrics.add()
+        service = {"service.name": f"svc-{r % 20}", "service.instance.id": f"pod-{r}", "host.name": f"node-{r % 7}"}
+        rm.resource.attributes.extend(kv(k, v) for k, v in service.items())
+        scope = rm.scope_metrics.add()
+        scope.scope.name = "io.opentelemetry.runtime"
+        t_ns = (T0_MS + r) * 1_000_000
+        for j in range(metrics):
+            metric = scope.metrics.add(name=f"app_operation_{j}", unit="1", description=f"operation {j}")
+            if j % 2:
+                metric.sum.is_monotonic = True
+                metric.sum.aggregation_temporality = otlp_metrics.AGGREGATION_TEMPORALITY_CUMULATIVE
+                point = metric.sum.data_points.add(start_time_unix_nano=t_ns - 10**10, time_unix_nano=t_ns, as_double=j)
+            else:
+                point = metric.gauge.data_points.add(time_unix_nano=t_ns, as_double=j)
+            point.attributes.extend(kv(f"attr_{a}", f"value_{a}_{j}_{r}") for a in range(attributes))
+    out: bytes = request.SerializeToString()
+    return out
+
+
+def otlp_gateway() -> Body:
+    raw = otlp_gateway_request()
+    data = gzip.compress(raw, 6)
+    return Body("otlp-gateway", "OTLP", OTLP_PATH, dict(OTLP_HEADERS), 2000, 5, raw, data, "200 resources")
 
 
 def build() -> dict[str, Body]:
