@@ -3,7 +3,6 @@ DEFAULT_PORTS while servers other tests started may still be running)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -27,20 +26,17 @@ def _draws(monkeypatch: pytest.MonkeyPatch, *ports: int) -> list[int]:
     return drawn
 
 
-def _unused_port_outside_default_block() -> int:
-    """A port that is bindable now, found without the helpers under test."""
-    for port in range(25000, 26000):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no bindable port in 25000-25999")
+def _bindable_block(count: int) -> int:
+    """A base B (a multiple of 100, outside the demo block) with B .. B+count-1 bindable now,
+    found without the helpers under test: other processes' servers may hold any fixed port."""
+    for base in range(20000, processes.PORTS_HIGH - count, 100):
+        if all(processes._bindable("127.0.0.1", port) for port in range(base, base + count)):
+            return base
+    raise AssertionError(f"no {count} bindable ports in a row from 20000")
 
 
 def test_free_port_skips_the_demo_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    outside = _unused_port_outside_default_block()
+    outside = _bindable_block(1)
     drawn = _draws(monkeypatch, DEFAULT_PORTS.start, DEFAULT_PORTS.start + 32, DEFAULT_PORTS.stop - 1, outside)
     assert free_port() == outside
     assert len(drawn) == 4
@@ -48,18 +44,18 @@ def test_free_port_skips_the_demo_block(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_free_port_pair_skips_a_partner_in_the_demo_block(monkeypatch: pytest.MonkeyPatch) -> None:
     offset = 20
-    outside = _unused_port_outside_default_block()
+    outside = _bindable_block(offset + 1)  # it and its partner are free
     # 17990 is outside the block but its partner 18010 is in it.
-    drawn = _draws(monkeypatch, DEFAULT_PORTS.start - offset + 10, outside, outside, outside)
-    port = free_port_pair(offset)
-    assert port not in DEFAULT_PORTS and port + offset not in DEFAULT_PORTS
-    assert drawn[0] == DEFAULT_PORTS.start - offset + 10 and port != drawn[0]
+    drawn = _draws(monkeypatch, DEFAULT_PORTS.start - offset + 10, outside)
+    assert free_port_pair(offset) == outside
+    assert drawn == [DEFAULT_PORTS.start - offset + 10, outside]
 
 
 def test_free_port_block_never_overlaps_the_demo_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    drawn = _draws(monkeypatch, DEFAULT_PORTS.start + 7, DEFAULT_PORTS.start - 100, 30000)
+    free = _bindable_block(150)
+    drawn = _draws(monkeypatch, DEFAULT_PORTS.start + 7, DEFAULT_PORTS.start - 100, free)
     base = free_port_block(150)
-    assert base == 30000
+    assert base == free
     assert not set(range(base, base + 150)) & set(DEFAULT_PORTS)
     assert len(drawn) == 3
 
