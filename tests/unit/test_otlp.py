@@ -50,6 +50,7 @@ from tests.otlp_requests import (
     summary_points,
     target_info_expected,
 )
+from tests.wire_bodies import varint
 
 CAP = 4 << 20
 SETTINGS = [
@@ -287,10 +288,10 @@ def test_counts_match_the_reference(name: str, req: svc.ExportMetricsServiceRequ
     assert charged(count(req), settings) == mimir_charge(req, settings)
 
 
-def otlp_json(req: svc.ExportMetricsServiceRequest) -> bytes:
-    """OTLP/JSON as exporters write it: lowerCamelCase, enums as numbers, 64-bit integers as
-    strings, trace and span ids in hex."""
-    doc = json_format.MessageToDict(req, use_integers_for_enums=True)
+def otlp_json(req: svc.ExportMetricsServiceRequest, *, enums_as_numbers: bool = True) -> bytes:
+    """OTLP/JSON as exporters write it: lowerCamelCase, enums as numbers (OTLP's rule; names when
+    not `enums_as_numbers`), 64-bit integers as strings, trace and span ids in hex."""
+    doc = json_format.MessageToDict(req, use_integers_for_enums=enums_as_numbers)
 
     def hexify(node: object) -> None:
         if isinstance(node, dict):
@@ -317,6 +318,32 @@ def test_json_counts_as_protobuf(name: str, req: svc.ExportMetricsServiceRequest
     for s in SETTINGS:
         assert charged(as_json, s) == charged(as_proto, s) == mimir_charge(req, s)
     assert as_json.first_series_labels == as_proto.first_series_labels
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+@pytest.mark.parametrize("kind", [5, 6], ids=["array values", "kvlist values"])
+def test_a_resource_attribute_nested_thousands_deep_counts_as_a_flat_one(kind: int) -> None:
+    """Mimir's OTLP/JSON reader takes values nested at any depth; protobuf's decoder stops at 100
+    messages, so nested values are not decoded for counting (they change no count)."""
+    flat = request((resource(), every_point_type()))
+    deep = _len_field(1, b"leaf")  # AnyValue.string_value
+    for _ in range(3000):
+        inner = _len_field(2, deep) if kind == 6 else deep  # KeyValue.value, or ArrayValue.values
+        deep = _len_field(kind, _len_field(1, (_len_field(1, b"k") if kind == 6 else b"") + inner))
+    # The request's first resource gets one more attribute (field 1 of Resource): rebuilt by hand.
+    rm = flat.resource_metrics[0]
+    attribute = _len_field(1, b"nested") + _len_field(2, deep)
+    resource_bytes = rm.resource.SerializeToString() + _len_field(1, attribute)
+    rest = b"".join(_len_field(2, sm.SerializeToString()) for sm in rm.scope_metrics)
+    body = bytes(_len_field(1, _len_field(1, resource_bytes) + rest))
+    with_string = svc.ExportMetricsServiceRequest.FromString(flat.SerializeToString())
+    with_string.resource_metrics[0].resource.attributes.add(key="nested").value.string_value = "x"
+    counted = count_otlp_request(body, content_type=PROTOBUF, content_encoding=None, max_decompressed_bytes=CAP)
+    for s in SETTINGS:
+        assert charged(counted, s) == mimir_charge(with_string, s)
 
 
 def test_first_series_labels_carry_the_ha_attributes() -> None:

@@ -12,8 +12,8 @@ one object per metric (and per classic histogram point, for its bucket and bound
 per gauge, sum, summary or exponential histogram point, nor per attribute; target_info's earliest
 and latest timestamps are found over their packed bytes when a resource's points share one time.
 Only a resource mixing metrics of one kind whose exemplars (or quantiles) are charged differently
-needs a third pass, metric by metric. JSON bodies are parsed into the full message and counted the
-same way.
+needs a third pass, metric by metric. JSON bodies are read into the full message as Mimir's pdata
+reads them (`otlp_json`) and counted the same way.
 
 Two per-tenant settings change what a request costs, and the RLS does not know a tenant's limits
 before the one atomic Lua call that reads them (`lua/token_bucket.lua`): native histograms with
@@ -33,15 +33,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cramjam
-from google.protobuf import json_format
 from google.protobuf.internal.containers import RepeatedScalarFieldContainer
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 from google.rpc import status_pb2
 
 from mimir_edge.core.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
+from mimir_edge.core.otlp_json import parse_export_request
 from mimir_edge.proto import otlp_counting_pb2 as views
-from mimir_edge.proto.opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
 #: Mimir's `newOTLPParser` accepts exactly these Content-Type values (a string switch).
 PROTOBUF = "application/x-protobuf"
@@ -387,15 +386,8 @@ def count_otlp_request(
 
 
 def _json_to_protobuf(raw: bytes) -> bytes:
-    """OTLP/JSON (lowerCamelCase keys, enums as numbers, 64-bit integers as strings) into the
-    protobuf encoding, so both formats are counted by one path. Unknown fields are ignored, as
-    OTLP requires of receivers."""
-    request = metrics_service_pb2.ExportMetricsServiceRequest()
-    try:
-        json_format.Parse(raw, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, RecursionError, UnicodeDecodeError) as exc:
-        raise InvalidBody(f"failed to decode JSON encoded request: {str(exc)[:200]}") from None
-    return bytes(request.SerializeToString())
+    """OTLP/JSON, read as Mimir's pdata reads it (`otlp_json`), in the protobuf encoding."""
+    return bytes(parse_export_request(raw).SerializeToString())
 
 
 def _reject_wrong_wire_types(message: Message) -> None:

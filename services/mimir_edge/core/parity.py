@@ -182,6 +182,23 @@ RULES = (
         (_OTLP + "request_format", _OTLP + "check_content_encoding", _OTLP + "decompress", _OTLP + "status_body"),
     ),
     Rule(
+        "OTLP/JSON decoding",
+        "`newOTLPParser` reads JSON with pdata's `ExportRequest.UnmarshalJSON` (jsoniter): a key is a "
+        "field's JSON or proto name, unknown keys are skipped; a key given twice appends (lists), merges "
+        "(messages) or takes the last value (scalars; a oneof takes its last member); enums are a known "
+        "name or a number; 64-bit integers a JSON integer or a decimal string; exemplar trace and span "
+        "ids hexadecimal of 16 and 8 bytes; values nest at any depth. Anything else is a 400 with "
+        "jsoniter's message.",
+        "The same rules (`otlp_json`), then the message is counted as a protobuf body is. List and map "
+        "attribute values are not decoded for counting (protobuf and JSON bodies alike), so their depth "
+        "changes nothing.",
+        "The 400's message names the field in the edge's words, not jsoniter's. JSON nested deeper than "
+        "Python's recursion limit (about 240 levels of attribute values) and invalid UTF-8 anywhere in a "
+        "JSON body are a 400 here. A protobuf list or map value is not checked for malformed content "
+        "(pdata decodes it and refuses it).",
+        ("mimir_edge.core.otlp_json:parse_export_request",),
+    ),
+    Rule(
         "OTLP gauges and sums",
         "`addGaugeNumberDataPoints` / `addSumNumberDataPoints`: one sample per point; a non-monotonic sum "
         "is converted as a gauge; gauges and non-monotonic sums drop their exemplars.",

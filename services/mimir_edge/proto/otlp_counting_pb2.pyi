@@ -289,22 +289,10 @@ class AnyValueBytes(_message.Message):
     bool_value: bool
     int_value: int
     double_value: float
-    array_value: ArrayValueBytes
-    kvlist_value: KeyValueListBytes
+    array_value: bytes
+    kvlist_value: bytes
     bytes_value: bytes
-    def __init__(self, string_value: _Optional[bytes] = ..., bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., double_value: _Optional[float] = ..., array_value: _Optional[_Union[ArrayValueBytes, _Mapping]] = ..., kvlist_value: _Optional[_Union[KeyValueListBytes, _Mapping]] = ..., bytes_value: _Optional[bytes] = ...) -> None: ...
-
-class ArrayValueBytes(_message.Message):
-    __slots__ = ("values",)
-    VALUES_FIELD_NUMBER: _ClassVar[int]
-    values: _containers.RepeatedCompositeFieldContainer[AnyValueBytes]
-    def __init__(self, values: _Optional[_Iterable[_Union[AnyValueBytes, _Mapping]]] = ...) -> None: ...
-
-class KeyValueListBytes(_message.Message):
-    __slots__ = ("values",)
-    VALUES_FIELD_NUMBER: _ClassVar[int]
-    values: _containers.RepeatedCompositeFieldContainer[KeyValueBytes]
-    def __init__(self, values: _Optional[_Iterable[_Union[KeyValueBytes, _Mapping]]] = ...) -> None: ...
+    def __init__(self, string_value: _Optional[bytes] = ..., bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., double_value: _Optional[float] = ..., array_value: _Optional[bytes] = ..., kvlist_value: _Optional[bytes] = ..., bytes_value: _Optional[bytes] = ...) -> None: ...
 
 class ResourceBytes(_message.Message):
     __slots__ = ("attributes", "dropped_attributes_count")
