@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mimir_edge.localstack.processes import free_port_block
-from mimir_edge.localstack.up import PORT_SPAN, LocalStack, UpOptions
+from mimir_edge.localstack.processes import PORT_SPAN, free_port_block
+from mimir_edge.localstack.up import LocalStack, UpOptions
 
 HERE = Path(__file__).resolve().parent
 
