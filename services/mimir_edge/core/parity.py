@@ -113,9 +113,15 @@ RULES = (
     ),
     Rule(
         "Metadata",
-        "One item per metadata entry that passes `cleanAndValidateMetadata`; RW2: per series carrying typed metadata.",
+        "One item per metadata entry that passes `cleanAndValidateMetadata`. RW2 (`MetricMetadataUnmarshalRW2`, "
+        "`dedupingMetadataSet`): one entry per metric family in the request, the family being the series' "
+        "`__name__` without its OpenMetrics suffix (`_bucket`, `_count`, `_sum` for histograms and summaries), "
+        "for series whose metadata has a type, help or unit.",
         "One item per RW1 metadata entry; RW2: one per series whose metadata names a type.",
-        "More, by the metadata entries Mimir's validation drops.",
+        "More, by the metadata entries Mimir's validation drops; and for RW2, by the series that repeat their "
+        "family's metadata (up to about twice Mimir's charge when every series of a one-sample-per-series "
+        "request carries metadata; a known defect, to be fixed). Less, by RW2 families with help or unit "
+        "but no type.",
         ("mimir_edge.core.remote_write:count_write_request",),
     ),
     Rule(
