@@ -75,10 +75,12 @@ class Supervisor:
     async def aclose(self) -> None:
         """Cancel every task and wait for them; one failing on its way out counts as failed.
 
-        A cancellation can be lost: one that lands as a timeout of the task's own fires (the Redis
-        call's `asyncio.timeout`, or a client library's) can be taken for that timeout, and the
-        task carries on into its next loop. So a task still running after RECANCEL_S is cancelled
-        again, until it ends: shutting down must not hang on a lost cancellation."""
+        A cancellation can be lost: on Python 3.11, `asyncio.wait_for` (which redis-py awaits every
+        command's write with) swallows one that lands as its inner future completes, and the task
+        carries on into its next loop (see `mimir_edge.cancellation`). So a task still running after RECANCEL_S is cancelled
+        again, until it ends: shutting down must not hang on a lost cancellation. (The loops of
+        these tasks pause with `cancellation.sleep`, which ends a task whose cancellation was lost
+        at its next pause; this is the backstop for any other place.)"""
         self._closing = True
         pending: set[asyncio.Task[object]] = set(self._tasks)
         for task in pending:
@@ -86,9 +88,26 @@ class Supervisor:
         while pending:
             _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
             for task in pending:
-                self._log.warning("task still running after cancel: cancelling again", task=task.get_name())
+                self._log.warning(
+                    "task still running after cancel: cancelling again", task=task.get_name(), where=where(task)
+                )
                 task.cancel()
 
     @property
     def exit_code(self) -> int:
         return EXIT_CRASHED if self.failed is not None else 0
+
+
+def where(task: asyncio.Task[object]) -> str:
+    """Where a suspended task waits, outermost call first ("heartbeat:212 > sleep:649"): what to
+    look at when one does not end on cancel. (`Task.get_stack()` shows only the outermost frame
+    of a suspended coroutine; this follows what each frame awaits.)"""
+    parts: list[str] = []
+    awaiting: Any = task.get_coro()
+    while awaiting is not None and len(parts) < 16:
+        frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "ag_frame", None)
+        if frame is None:
+            break
+        parts.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "ag_await", None)
+    return " > ".join(parts)

@@ -4,10 +4,13 @@ makes the exit code non-zero; a stop signal ends everything with exit code 0."""
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 
 import pytest
 import structlog
-from mimir_edge.supervisor import EXIT_CRASHED, Supervisor
+from mimir_edge import cancellation
+from mimir_edge.supervisor import EXIT_CRASHED, Supervisor, where
 from structlog.testing import capture_logs
 
 log = structlog.get_logger("test")
@@ -147,4 +150,53 @@ async def test_a_task_that_loses_its_cancellation_is_cancelled_again(monkeypatch
     assert [e["task"] for e in logs if e["event"] == "task still running after cancel: cancelling again"] == [
         "heartbeat"
     ]
+    assert tasks.exit_code == 0
+
+
+def test_the_recancel_warning_says_where_the_task_waits() -> None:
+    async def outer() -> None:
+        await inner()
+
+    async def inner() -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> str:
+        task = asyncio.get_running_loop().create_task(outer())
+        await asyncio.sleep(0)
+        try:
+            return where(task)  # type: ignore[arg-type]
+        finally:
+            task.cancel()
+
+    assert re.fullmatch(r"outer:\d+ > inner:\d+ > wait:\d+", asyncio.run(main()))
+
+
+async def test_a_loop_whose_redis_write_swallowed_the_cancellation_ends_at_its_next_pause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What failed a CI run: SIGTERM's cancellation landed while redis-py awaited a socket write
+    with `asyncio.wait_for`, which on Python 3.11 returns the write's result instead of raising
+    (CPython gh-86296), and the heartbeat went on to sleep: the RLS exited 5 s late, after the
+    supervisor's second cancel. Its loops pause with `cancellation.sleep`, which ends them."""
+    monkeypatch.setattr("mimir_edge.supervisor.RECANCEL_S", 3600.0)
+    swallowed: list[bool] = []
+    writing = asyncio.Event()
+
+    async def heartbeat() -> None:
+        while True:
+            write = asyncio.ensure_future(asyncio.sleep(0))  # a socket write: done at once
+            await write
+            writing.set()  # the shutdown's cancel lands while wait_for waits on the done write
+            await asyncio.wait_for(write, timeout=1.0)
+            swallowed.append(True)  # reached only where wait_for lost the cancellation
+            await cancellation.sleep(3600)
+
+    with capture_logs() as logs:
+        tasks = Supervisor(log)
+        tasks.start("heartbeat", heartbeat())
+        await writing.wait()
+        await asyncio.wait_for(tasks.aclose(), timeout=10)
+    if sys.version_info < (3, 12):
+        assert swallowed == [True], "the Python this runs on no longer loses the cancellation"
+    assert [e for e in logs if e["event"] == "task still running after cancel: cancelling again"] == []
     assert tasks.exit_code == 0

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from mimir_edge import cancellation
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.schema import PREFIX
 from mimir_edge.core.token_bucket import BucketLimits
@@ -202,7 +203,7 @@ class StatsRecorder:
         """Flush every `flush_s` until cancelled; a final flush on the way out."""
         try:
             while True:
-                await asyncio.sleep(self._flush_s)
+                await cancellation.sleep(self._flush_s)
                 with contextlib.suppress(StoreUnavailable):
                     await self.flush()
         finally:

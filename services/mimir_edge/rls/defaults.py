@@ -8,6 +8,7 @@ import asyncio
 
 import structlog
 
+from mimir_edge import cancellation
 from mimir_edge.core.errors import StoreUnavailable
 from mimir_edge.core.limits import MIMIR_DEFAULTS
 from mimir_edge.core.token_bucket import BucketLimits
@@ -43,7 +44,7 @@ class DefaultsCache:
         """Refresh forever: quickly until the first success, then every `refresh_s`."""
         while True:
             ok = await self.refresh()
-            await asyncio.sleep(self._refresh_s if ok else self._retry_s)
+            await cancellation.sleep(self._refresh_s if ok else self._retry_s)
 
     async def follow_changes(self, config: RedisConfig) -> None:
         """Refresh on every change announcement (and after each (re)subscription)."""

@@ -15,7 +15,7 @@ from envoy.service.ratelimit.v3 import rls_pb2_grpc as rls_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
-from mimir_edge import __version__
+from mimir_edge import __version__, cancellation
 from mimir_edge.address import parse_host_port
 from mimir_edge.admin import server as admin
 from mimir_edge.admin.stats import StatsRecorder
@@ -209,7 +209,7 @@ async def serve(settings: RlsSettings) -> int:
         while True:
             await registry.run_once()
             metrics.live_replicas.set(registry.live)
-            await asyncio.sleep(HEARTBEAT_S)
+            await cancellation.sleep(HEARTBEAT_S)
 
     # Each of these handles Redis being away itself; anything else they raise is a bug, and a
     # replica without its heartbeat, defaults or stats is better restarted than left half-alive.

@@ -9,7 +9,6 @@ Redis down) is logged at warning level and retried with exponential backoff.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from mimir_edge import cancellation
 from mimir_edge.core.schema import LIMITS_CHANNEL
 from mimir_edge.store.address import without_credentials
 from mimir_edge.store.client import REDIS_ERRORS, RedisConfig
@@ -91,6 +91,9 @@ class LimitChanges:
                     elif kind == "message":
                         self.received += 1
                         await on_change()
+                    # A cancellation on_change's Redis call swallowed would otherwise wait for
+                    # the next announcement: the channel is quiet most of the time.
+                    cancellation.raise_if_cancelled()
             except REDIS_ERRORS as exc:
                 failures += 1
                 log.warning(
@@ -105,5 +108,5 @@ class LimitChanges:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 with contextlib.suppress(*REDIS_ERRORS):
                     await client.aclose()
-            await asyncio.sleep(delay)
+            await cancellation.sleep(delay)
             delay = min(delay * 2, self._max_retry_s)

@@ -7,7 +7,6 @@ latest good document is kept and applied the moment leadership arrives.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Protocol, TextIO
 
 import structlog
 
+from mimir_edge import cancellation
 from mimir_edge.core.errors import OverridesError, StoreUnavailable
 from mimir_edge.core.overrides import RuntimeOverrides
 from mimir_edge.store.limits import AppliedState, LimitsStore, SyncPlan
@@ -186,7 +186,7 @@ class SyncService:
         """Apply a kept document as soon as this process may write and Redis answers; re-apply
         the last one when Redis no longer holds what we wrote (restarted empty, or flushed)."""
         while True:
-            await asyncio.sleep(self._retry_s)
+            await cancellation.sleep(self._retry_s)
             if not self._is_leader():
                 continue
             if self._pending is None and self._last is not None and self._applied is not None:

@@ -7,7 +7,6 @@ limits stay in Redis), and `Unreadable` for errors that may pass.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import time
@@ -15,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mimir_edge import cancellation
 from mimir_edge.core.errors import OverridesError
 from mimir_edge.core.overrides import RuntimeOverrides, parse_defaults, parse_runtime_overrides
 
@@ -123,4 +123,4 @@ class FileSource:
                         yield Loaded(documents, f"{self.describe()} sha256:{documents.digest}", resync=resync)
             if resync:
                 next_resync = time.monotonic() + self.resync_s
-            await asyncio.sleep(self.interval_s)
+            await cancellation.sleep(self.interval_s)
