@@ -77,10 +77,10 @@ class Supervisor:
 
         A cancellation can be lost: on Python 3.11, `asyncio.wait_for` (which redis-py awaits every
         command's write with) swallows one that lands as its inner future completes, and the task
-        carries on into its next loop (see `mimir_edge.cancellation`). So a task still running after RECANCEL_S is cancelled
-        again, until it ends: shutting down must not hang on a lost cancellation. (The loops of
-        these tasks pause with `cancellation.sleep`, which ends a task whose cancellation was lost
-        at its next pause; this is the backstop for any other place.)"""
+        carries on into its next loop (see `mimir_edge.cancellation`). The loops of these tasks
+        pause with `cancellation.sleep`, which ends such a task at its next pause. As a backstop
+        for any other place, a task still running after RECANCEL_S is cancelled again, until it
+        ends: shutting down must not hang on a lost cancellation."""
         self._closing = True
         pending: set[asyncio.Task[object]] = set(self._tasks)
         for task in pending:
