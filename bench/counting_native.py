@@ -45,6 +45,12 @@ BODIES: list[tuple[str, Protocol, Callable[[], bytes]]] = [
     ("RW1, 2,000 series × 8 labels × 1 sample", Protocol.RW1, lambda: rw1_request(Shape(series=2000))),
     ("RW2, 2,000 series × 8 labels × 1 sample", Protocol.RW2, lambda: rw2_request(Shape(series=2000))),
     (
+        # As Prometheus sends RW2 with metadata on: every series carries its family's; 50 families.
+        "RW2, 2,000 series × 8 labels × 1 sample + metadata on each",
+        Protocol.RW2,
+        lambda: rw2_request(Shape(series=2000, metadata=2000)),
+    ),
+    (
         "RW1, 2,000 series × 30 labels (64-byte values)",
         Protocol.RW1,
         lambda: _long_labels(2000, 30, 64),

@@ -197,12 +197,14 @@ class Generator:
         for _ in range(r.choice((0, 0, 1, r.randrange(3)))):
             exemplar = [*self._repeated_varint(1, r.randrange(4)), *self._sample()]
             fields.append(Field(4, LEN, self._sprinkle(exemplar)))
-        if r.random() < 0.5:
-            meta = [
-                *self._repeated_varint(1, r.choice((0, 1, 1, 2))),
-                Field(3, VARINT, ref()),
-                Field(4, VARINT, ref()),
-            ]
+        for _ in range(r.choice((0, 1, 1, r.randrange(3)))):
+            # Mostly what senders write (one varint type: the types whose names lose a suffix
+            # among them); sometimes a packed or repeated type, which Mimir refuses or takes the last of.
+            if r.random() < 0.8:
+                types = [Field(1, VARINT, r.choice((0, 1, 2, 3, 4, 5, 6, 7, self._int())))]
+            else:
+                types = self._repeated_varint(1, r.choice((0, 1, 2)))
+            meta = [*types, Field(3, VARINT, ref()), Field(4, VARINT, ref())]
             fields.append(Field(5, LEN, self._sprinkle(meta)))
         if r.random() < 0.3:
             fields.append(Field(6, VARINT, self._int()))
@@ -210,7 +212,12 @@ class Generator:
 
     def _rw2(self) -> list[Field]:
         r = self.r
-        symbols = [Field(4, LEN, self._text()) for _ in range(r.choice((0, 1, 5, r.randrange(40))))]
+        # Metric names, some with the suffixes a metadata type cuts, so that series share families.
+        names = (b"__name__", b"m", b"m_bucket", b"m_count", b"m_sum", b"m_gcount", b"m_gsum", b"_count", b"m_total")
+        symbols = [
+            Field(4, LEN, r.choice(names) if r.random() < 0.4 else self._text())
+            for _ in range(r.choice((0, 1, 5, r.randrange(40))))
+        ]
         series = [Field(5, LEN, self._rw2_series(len(symbols) or 1)) for _ in range(r.choice((0, 1, r.randrange(20))))]
         return self._sprinkle(symbols + series)
 

@@ -36,6 +36,29 @@ def rls(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> 
     stack.close()
 
 
+#: Mimir's normalizeMetricName (pkg/mimirpb): the suffix a metadata type cuts from the series name.
+FAMILY_SUFFIXES = {
+    v2.Metadata.METRIC_TYPE_HISTOGRAM: ("_bucket", "_count", "_sum"),
+    v2.Metadata.METRIC_TYPE_GAUGEHISTOGRAM: ("_bucket", "_gcount", "_gsum"),
+    v2.Metadata.METRIC_TYPE_SUMMARY: ("_count", "_sum"),
+}
+
+
+def rw2_metadata_families(rw2: v2.Request) -> set[str]:
+    """Mimir keeps one metadata entry per metric family of a RW2 request (MetricMetadataUnmarshalRW2
+    into a dedupingMetadataSet): the series' __name__ without the suffix its type implies."""
+    families = set()
+    for series in rw2.timeseries:
+        meta = series.metadata
+        if not (meta.type or meta.help_ref or meta.unit_ref):
+            continue
+        refs = series.labels_refs
+        name = next(rw2.symbols[refs[i + 1]] for i in range(0, len(refs), 2) if rw2.symbols[refs[i]] == "__name__")
+        family = next((name[: -len(s)] for s in FAMILY_SUFFIXES.get(meta.type, ()) if name.endswith(s)), name)
+        families.add(family)
+    return families
+
+
 def mimir_charge(raw: bytes, protocol: str, exemplar_limit: int) -> int:
     """What Mimir charges for this request, from the fully decoded message."""
     if protocol == "rw1":
@@ -47,8 +70,7 @@ def mimir_charge(raw: bytes, protocol: str, exemplar_limit: int) -> int:
         rw2 = v2.Request.FromString(raw)
         samples = sum(len(s.samples) + len(s.histograms) for s in rw2.timeseries)
         exemplars = sum(len(s.exemplars) for s in rw2.timeseries)
-        metadata = sum(1 for s in rw2.timeseries if s.metadata.type != v2.Metadata.METRIC_TYPE_UNSPECIFIED)
-    assert samples and exemplars, "the request must carry both for the test to mean anything"
+        metadata = len(rw2_metadata_families(rw2))
     return samples + metadata + (exemplars if exemplar_limit > 0 else 0)
 
 
@@ -75,6 +97,7 @@ def test_exemplars_at_the_burst_boundary(
     raw = rw1_request(SHAPE) if protocol == "rw1" else rw2_request(SHAPE)
     headers = RW1_HEADERS if protocol == "rw1" else RW2_HEADERS
     n = mimir_charge(raw, protocol, exemplar_limit)
+    assert SHAPE.exemplars_per_series and SHAPE.samples_per_series, "the request must carry both to mean anything"
     body = compress(raw)
     for burst, admitted in ((n, True), (n - 1, False)):
         tenant = f"ex-{protocol}-{exemplar_limit}-{burst}-{uuid.uuid4().hex[:6]}"
@@ -83,6 +106,19 @@ def test_exemplars_at_the_burst_boundary(
         )
         set_limits(redis_server.url, tenant, limits)
         status = check(rls, tenant, body, dict(headers))
+        assert status == (200 if admitted else 429), f"burst {burst} for a request Mimir charges {n}"
+
+
+def test_rw2_metadata_on_every_series_is_charged_once_per_family(rls: RlsProcess, redis_server: RedisServer) -> None:
+    """What a Prometheus RW2 sender writes: each series carries its family's metadata. 200 series of
+    50 metric names: Mimir charges 200 samples + 50 metadata entries, not 200 + 200."""
+    raw = rw2_request(Shape(series=200, metadata=200))
+    n = mimir_charge(raw, "rw2", exemplar_limit=0)
+    assert n == 200 + 50
+    for burst, admitted in ((n, True), (n - 1, False)):
+        tenant = f"families-{burst}-{uuid.uuid4().hex[:6]}"
+        set_limits(redis_server.url, tenant, TenantLimits(ingestion_rate=RATE, ingestion_burst_size=burst))
+        status = check(rls, tenant, compress(raw), dict(RW2_HEADERS))
         assert status == (200 if admitted else 429), f"burst {burst} for a request Mimir charges {n}"
 
 

@@ -160,12 +160,17 @@ RULES = [
         Protocol.RW2,
         True,
     ),
+    # Mimir reads a Metadata's type, help_ref and unit_ref only as varints (MetricMetadataUnmarshalRW2).
     (
         "RW2 packed metadata types",
         encode([Field(5, LEN, [Field(5, LEN, [Field(1, LEN, b"\x01\x02\x00")])])]),
         Protocol.RW2,
-        True,
+        False,
     ),
+    ("RW2 packed help ref", encode([Field(5, LEN, [Field(5, LEN, [Field(3, LEN, b"\x01")])])]), Protocol.RW2, False),
+    ("RW2 unit ref as fixed64", encode([Field(5, LEN, [Field(5, LEN, [Field(4, I64, 1)])])]), Protocol.RW2, False),
+    ("RW2 metadata type as fixed32", encode([Field(5, LEN, [Field(5, LEN, [Field(1, I32, 3)])])]), Protocol.RW2, False),
+    ("RW2 metadata unknown field", encode([Field(5, LEN, [Field(5, LEN, [Field(2, I32, 3)])])]), Protocol.RW2, True),
     ("RW2 exemplar refs cut", encode([Field(5, LEN, [Field(4, LEN, [Field(1, LEN, b"\xff")])])]), Protocol.RW2, False),
     ("RW2 sample as a varint", encode([Field(5, LEN, [Field(2, VARINT, 1)])]), Protocol.RW2, False),
     (
@@ -184,11 +189,112 @@ def test_wire_format_rules(raw: bytes, protocol: Protocol, valid: bool) -> None:
     assert isinstance(result, WriteCounts) is valid
 
 
-def test_metadata_types_count_per_value() -> None:
-    raw = encode([Field(5, LEN, [Field(5, LEN, [Field(1, LEN, b"\x01\x02\x00"), Field(1, VARINT, 4)])])])
-    counts = assert_same(raw, Protocol.RW2)
+COUNTER, GAUGE, HISTOGRAM, GAUGEHISTOGRAM, SUMMARY = 1, 2, 3, 4, 5
+
+
+def rw2_with_metadata(*series: tuple[str | None, tuple[int, str, str] | None], symbols0: str = "") -> bytes:
+    """A 2.0 request: per series its `__name__` (None: none) and its Metadata (type, help, unit)."""
+    symbols = [symbols0]
+
+    def ref(text: str) -> int:
+        if text == "" and symbols0 == "":
+            return 0
+        if text not in symbols[1:]:
+            symbols.append(text)
+        return symbols.index(text, 1)
+
+    fields = []
+    for name, metadata in series:
+        labels = [("job", "api")] + ([("__name__", name)] if name is not None else [])
+        refs = b"".join(varint(ref(part)) for label in labels for part in label)
+        body = [Field(1, LEN, refs), Field(2, LEN, SAMPLE)]
+        if metadata is not None:
+            kind, help_text, unit = metadata
+            body.append(
+                Field(5, LEN, [Field(1, VARINT, kind), Field(3, VARINT, ref(help_text)), Field(4, VARINT, ref(unit))])
+            )
+        fields.append(Field(5, LEN, body))
+    return encode([Field(4, LEN, text.encode()) for text in symbols] + fields)
+
+
+HELP = (HISTOGRAM, "Request latency.", "seconds")
+
+# Mimir keeps one metadata entry per metric family of a 2.0 request: the family is the series'
+# `__name__` without the suffix its type implies (normalizeMetricName), and a Metadata counts when
+# its type, help or unit is set (MetricMetadataUnmarshalRW2 into a dedupingMetadataSet).
+FAMILIES = [
+    (
+        "a histogram's buckets, sum and count: one family",
+        [(f"rpc_seconds{suffix}", HELP) for suffix in ("_bucket", "_bucket", "_bucket", "_sum", "_count")],
+        1,
+    ),
+    (
+        "a summary's quantiles, sum and count: one family",
+        [(f"q_seconds{suffix}", (SUMMARY, "Q.", "")) for suffix in ("", "", "_sum", "_count")],
+        1,
+    ),
+    (
+        "a gauge histogram's buckets, gcount and gsum: one family",
+        [(f"g{suffix}", (GAUGEHISTOGRAM, "", "")) for suffix in ("_bucket", "_gcount", "_gsum")],
+        1,
+    ),
+    ("_total is not cut from a counter", [("req_total", (COUNTER, "", "")), ("req", (COUNTER, "", ""))], 2),
+    ("a suffix its type does not imply is kept", [("x_bucket", (GAUGE, "", "")), ("x", (GAUGE, "", ""))], 2),
+    (
+        "the same series name under two types: two families",
+        [("x_count", (COUNTER, "", "")), ("x_count", (SUMMARY, "", ""))],
+        2,
+    ),
+    ("one family with different help: the first is kept", [("m", (GAUGE, "a", "")), ("m", (GAUGE, "b", ""))], 1),
+    ("help only counts", [("m", (0, "Help.", ""))], 1),
+    ("unit only counts", [("m", (0, "", "bytes"))], 1),
+    ("no type, help or unit: nothing", [("m", (0, "", ""))], 0),
+    ("a name that is only the suffix: no family", [("_count", (SUMMARY, "", ""))], 0),
+    ("no __name__: no family", [(None, (GAUGE, "", ""))], 0),
+    ("series without metadata count nothing", [("a", None), ("b", (GAUGE, "", "")), ("c", None)], 1),
+    (
+        "2,000 series of 50 names, each with its metadata",
+        [(f"m{i % 50}", (COUNTER, "H.", "")) for i in range(2000)],
+        50,
+    ),
+]
+
+
+@pytest.mark.parametrize(("series", "families"), [f[1:] for f in FAMILIES], ids=[f[0] for f in FAMILIES])
+def test_rw2_metadata_counts_one_item_per_metric_family(series, families: int) -> None:  # type: ignore[no-untyped-def]
+    counts = assert_same(rw2_with_metadata(*series), Protocol.RW2)
     assert isinstance(counts, WriteCounts)
-    assert counts.metadata == 4
+    assert counts.metadata == families
+
+
+def test_rw2_metadata_reference_0_is_empty_whatever_symbols_0_holds() -> None:
+    """Mimir's rw2PagedSymbols.get answers "" for reference 0 (the spec's first symbol)."""
+    raw = rw2_with_metadata(("m", (0, "", "")), symbols0="not empty")
+    counts = assert_same(raw, Protocol.RW2)
+    assert isinstance(counts, WriteCounts) and counts.metadata == 0
+
+
+def test_rw2_metadata_twice_in_a_series_and_the_last_type_wins() -> None:
+    name_refs = varint(1) + varint(2)  # __name__ = rpc_seconds_count
+    body = [
+        Field(1, LEN, name_refs),
+        Field(5, LEN, [Field(1, VARINT, COUNTER), Field(1, VARINT, HISTOGRAM)]),  # family rpc_seconds
+        Field(5, LEN, [Field(1, VARINT, SUMMARY)]),  # family rpc_seconds again
+    ]
+    raw = encode(
+        [Field(4, LEN, b""), Field(4, LEN, b"__name__"), Field(4, LEN, b"rpc_seconds_count"), Field(5, LEN, body)]
+    )
+    counts = assert_same(raw, Protocol.RW2)
+    assert isinstance(counts, WriteCounts) and counts.metadata == 1
+
+
+def test_rw2_metadata_with_refs_outside_the_symbols_counts_nothing() -> None:
+    """Mimir refuses such a request (400, nothing charged); the edge counts no family for it."""
+    raw = encode(
+        [Field(4, LEN, b""), Field(5, LEN, [Field(1, LEN, b"\x01\x09"), Field(5, LEN, [Field(1, VARINT, 2)])])]
+    )
+    counts = assert_same(raw, Protocol.RW2)
+    assert isinstance(counts, WriteCounts) and counts.metadata == 0
 
 
 def test_select_counter() -> None:
@@ -356,3 +462,42 @@ def test_far_references_need_no_table_of_symbols() -> None:
         tracemalloc.stop()
     assert counts.first_series_labels == (("", "v"),)
     assert peak < 1 << 20, peak
+
+
+SUFFIXES = {
+    HISTOGRAM: ("_bucket", "_count", "_sum"),
+    GAUGEHISTOGRAM: ("_bucket", "_gcount", "_gsum"),
+    SUMMARY: ("_count", "_sum"),
+}
+
+
+def expected_families(series: list[tuple[str | None, tuple[int, str, str] | None]]) -> int:
+    """The rule as Mimir's source states it, on the request as built (not as parsed)."""
+    families = set()
+    for name, metadata in series:
+        if name is None or metadata is None or metadata == (0, "", ""):
+            continue
+        kind = metadata[0]
+        family = next((name[: -len(s)] for s in SUFFIXES.get(kind, ()) if name.endswith(s)), name)
+        if family:
+            families.add(family)
+    return len(families)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    series=st.lists(
+        st.tuples(
+            st.one_of(
+                st.none(),
+                st.sampled_from(["m", "m_bucket", "m_count", "m_sum", "m_gcount", "m_gsum", "_sum", "n_total"]),
+            ),
+            st.one_of(st.none(), st.tuples(st.integers(0, 7), st.sampled_from(["", "h"]), st.sampled_from(["", "u"]))),
+        ),
+        max_size=30,
+    )
+)
+def test_rw2_metadata_families_match_the_rule(series) -> None:  # type: ignore[no-untyped-def]
+    counts = assert_same(rw2_with_metadata(*series), Protocol.RW2)
+    assert isinstance(counts, WriteCounts)
+    assert counts.metadata == expected_families(series)

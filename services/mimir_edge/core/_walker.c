@@ -19,6 +19,10 @@
  *    series.
  * Nothing here validates UTF-8: the views declare every string as `bytes`.
  *
+ * 2.0 metadata is counted as Mimir charges it, one item per metric family of the request: when the
+ * pass saw any Metadata message, a second pass reads the symbols table and each series carrying
+ * metadata (rw2_metadata_families, below; remote_write.py's `_rw2_metadata_families` is its twin).
+ *
  * The walker fills a `walk_result`, one field per kind of item, so that later additions (the
  * first series' HA labels, exemplars charged apart) are fields and arguments, not a new pass.
  *
@@ -34,6 +38,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* upb's default: Python's protobuf passes no depth of its own. */
 #define DEPTH_LIMIT 100
@@ -46,7 +51,8 @@ typedef struct {
     uint64_t float_samples;
     uint64_t histogram_samples;
     uint64_t exemplars;
-    uint64_t metadata;
+    uint64_t metadata;           /* 1.0: entries; 2.0: metric families (rw2_metadata_families) */
+    uint64_t metadata_messages;  /* 2.0: Metadata messages in the series (pass 1) */
     uint64_t symbols;            /* 2.0: entries of the symbols table */
     const uint8_t *first_series; /* the first series' length varint; NULL when there is none */
 } walk_result;
@@ -349,31 +355,26 @@ static const uint8_t *walk_rw2_exemplar(walker *w, const uint8_t *p, const uint8
     return p;
 }
 
-/* Metadata of one series; merged like the upb view, each `type` value counts one item. */
+/* Metadata of one series. type = 1, help_ref = 3 and unit_ref = 4 are singular varints; Mimir
+ * (MetricMetadataUnmarshalRW2) refuses them with any other wire type, packed included, and so
+ * does remote_write.py. What is counted is worked out afterwards (rw2_metadata_families). */
 static const uint8_t *walk_rw2_metadata(walker *w, const uint8_t *p, const uint8_t *end, uint32_t *end_group) {
+    w->out->metadata_messages++;
     while (p < end) {
         uint32_t tag;
-        uint64_t n = 0;
+        uint64_t ignored;
         p = read_tag(w, p, end, &tag);
         if (p == NULL) return NULL;
-        switch (tag) {
-            case (1 << 3) | WT_VARINT: /* type */
-            case (1 << 3) | WT_LEN:
-                p = walk_repeated_varint(w, p, end, tag, &n);
-                w->out->metadata += n;
-                break;
-            case (3 << 3) | WT_VARINT: /* help_ref */
-            case (3 << 3) | WT_LEN:
-            case (4 << 3) | WT_VARINT: /* unit_ref */
-            case (4 << 3) | WT_LEN:
-                p = walk_repeated_varint(w, p, end, tag, &n);
-                break;
-            default:
-                if ((tag & 7) == WT_EGROUP) {
-                    *end_group = tag >> 3;
-                    return p;
-                }
-                p = skip_field(w, p, end, tag);
+        uint32_t number = tag >> 3;
+        if ((tag & 7) == WT_EGROUP) {
+            *end_group = number;
+            return p;
+        }
+        if (number == 1 || number == 3 || number == 4) {
+            if ((tag & 7) != WT_VARINT) return fail(w, "known field with the wrong wire type");
+            p = read_varint(w, p, end, &ignored);
+        } else {
+            p = skip_field(w, p, end, tag);
         }
         if (p == NULL) return NULL;
     }
@@ -687,6 +688,194 @@ done:
     return labels;
 }
 
+/* --- 2.0 metadata: one item per metric family ---------------------------------------------------- */
+
+/* Mimir keeps one metadata entry per metric family of a 2.0 request (MetricMetadataUnmarshalRW2
+ * into a dedupingMetadataSet, pkg/mimirpb): the family is the series' `__name__` value without the
+ * OpenMetrics suffix its type implies (normalizeMetricName), and a Metadata counts when its type
+ * is set or its help or unit is not empty. remote_write.py's `_rw2_metadata_families` is the upb
+ * twin, and names the differences from Mimir (all on requests Mimir refuses). */
+
+typedef struct {
+    const uint8_t *text; /* NULL: an empty slot */
+    Py_ssize_t len;
+    uint64_t hash;
+} family_slot;
+
+typedef struct {
+    family_slot *slots;
+    uint64_t mask, used;
+} family_set;
+
+static uint64_t fnv1a(const uint8_t *p, Py_ssize_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The set never fills: it has at least twice as many slots as there are Metadata messages. */
+static void family_add(family_set *set, const uint8_t *text, Py_ssize_t len) {
+    uint64_t hash = fnv1a(text, len);
+    for (uint64_t i = hash & set->mask;; i = (i + 1) & set->mask) {
+        family_slot *slot = &set->slots[i];
+        if (slot->text == NULL) {
+            slot->text = text;
+            slot->len = len;
+            slot->hash = hash;
+            set->used++;
+            return;
+        }
+        if (slot->hash == hash && slot->len == len && memcmp(slot->text, text, (size_t)len) == 0) return;
+    }
+}
+
+static int cut_suffix(symbol_slice *name, const char *suffix) {
+    Py_ssize_t n = (Py_ssize_t)strlen(suffix);
+    if (name->len < n || memcmp(name->text + name->len - n, suffix, (size_t)n) != 0) return 0;
+    name->len -= n;
+    return 1;
+}
+
+enum { TYPE_HISTOGRAM = 3, TYPE_GAUGEHISTOGRAM = 4, TYPE_SUMMARY = 5 };
+
+/* Mimir's normalizeMetricName: the first suffix that matches is cut; _total and _info stay. */
+static void normalize_family(symbol_slice *name, uint32_t type) {
+    switch (type) {
+        case TYPE_SUMMARY:
+            if (!cut_suffix(name, "_count")) cut_suffix(name, "_sum");
+            break;
+        case TYPE_HISTOGRAM:
+            if (!cut_suffix(name, "_bucket") && !cut_suffix(name, "_count")) cut_suffix(name, "_sum");
+            break;
+        case TYPE_GAUGEHISTOGRAM:
+            if (!cut_suffix(name, "_bucket") && !cut_suffix(name, "_gcount")) cut_suffix(name, "_gsum");
+            break;
+        default:
+            break;
+    }
+}
+
+/* A symbol as Mimir's rw2PagedSymbols.get gives it: reference 0 is "" whatever symbols[0] holds;
+ * past the table, -1 (Mimir refuses the request; here it counts as ""). */
+static int symbol_at(const symbol_slice *symbols, uint64_t count, uint32_t ref, symbol_slice *out) {
+    static const uint8_t empty[1] = {0};
+    out->text = empty;
+    out->len = 0;
+    if (ref == 0) return 0;
+    if (ref >= count) return -1;
+    *out = symbols[ref];
+    return 0;
+}
+
+/* The series' metric name: the value of its last `__name__` label, every reference run read in
+ * wire order. Empty when the references do not pair up or one is outside the table. */
+static symbol_slice series_name(const uint8_t *p, const uint8_t *end, const symbol_slice *symbols, uint64_t count) {
+    symbol_slice name = {(const uint8_t *)"", 0}, label, value;
+    ref_reader r;
+    uint32_t name_ref, value_ref;
+    int more;
+    ref_reader_init(&r, p, end);
+    while ((more = next_ref(&r, &name_ref)) == 1) {
+        if (next_ref(&r, &value_ref) != 1) return (symbol_slice){(const uint8_t *)"", 0};
+        if (symbol_at(symbols, count, name_ref, &label) < 0 || symbol_at(symbols, count, value_ref, &value) < 0)
+            return (symbol_slice){(const uint8_t *)"", 0};
+        if (label.len == 8 && memcmp(label.text, "__name__", 8) == 0) name = value;
+    }
+    return more < 0 ? (symbol_slice){(const uint8_t *)"", 0} : name;
+}
+
+/* One Metadata message (it parsed in pass 1): its family added to the set when it counts. */
+static void add_metadata(family_set *set, const uint8_t *p, const uint8_t *end, symbol_slice name,
+                         const symbol_slice *symbols, uint64_t count) {
+    walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
+    uint32_t type = 0, help_ref = 0, unit_ref = 0;
+    while (p != NULL && p < end) {
+        uint32_t tag;
+        uint64_t value = 0;
+        p = read_tag(&w, p, end, &tag);
+        if (p == NULL) return;
+        if (tag == ((1 << 3) | WT_VARINT) || tag == ((3 << 3) | WT_VARINT) || tag == ((4 << 3) | WT_VARINT)) {
+            p = read_varint(&w, p, end, &value);
+            uint32_t number = tag >> 3; /* the last of each wins, as Mimir and upb keep it */
+            *(number == 1 ? &type : number == 3 ? &help_ref : &unit_ref) = (uint32_t)value;
+        } else {
+            p = skip_field(&w, p, end, tag);
+        }
+    }
+    if (p == NULL) return;
+    symbol_slice help, unit;
+    symbol_at(symbols, count, help_ref, &help);
+    symbol_at(symbols, count, unit_ref, &unit);
+    if (type == 0 && help.len == 0 && unit.len == 0) return;
+    normalize_family(&name, type);
+    if (name.len > 0) family_add(set, name.text, name.len);
+}
+
+/* The metric families of a 2.0 request that passed pass 1 and holds `messages` Metadata
+ * messages and `count` symbols; -1 when out of memory. */
+static int64_t rw2_metadata_families(const uint8_t *p, const uint8_t *end, uint64_t count, uint64_t messages) {
+    walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
+    uint64_t slots = 8;
+    while (slots < 2 * messages) slots *= 2;
+    symbol_slice *symbols = PyMem_RawMalloc((size_t)(count ? count : 1) * sizeof *symbols);
+    family_set set = {PyMem_RawCalloc((size_t)slots, sizeof(family_slot)), slots - 1, 0};
+    int64_t families = -1;
+    if (symbols == NULL || set.slots == NULL) goto done;
+    uint64_t index = 0;
+    for (const uint8_t *q = p; q != NULL && q < end;) {
+        uint32_t tag;
+        const uint8_t *sub_end, *start;
+        q = read_tag(&w, q, end, &tag);
+        if (q == NULL) break;
+        if (tag == ((4 << 3) | WT_LEN)) {
+            start = read_length(&w, q, end, &sub_end);
+            if (start == NULL) break;
+            symbols[index].text = start;
+            symbols[index++].len = sub_end - start;
+            q = sub_end;
+        } else {
+            q = skip_field(&w, q, end, tag);
+        }
+    }
+    while (p != NULL && p < end) {
+        uint32_t tag;
+        const uint8_t *series, *series_end;
+        p = read_tag(&w, p, end, &tag);
+        if (p == NULL) break;
+        if (tag != ((5 << 3) | WT_LEN)) {
+            p = skip_field(&w, p, end, tag);
+            continue;
+        }
+        series = read_length(&w, p, end, &series_end);
+        if (series == NULL) break;
+        p = series_end;
+        int named = 0;
+        symbol_slice name = {(const uint8_t *)"", 0};
+        for (const uint8_t *q = series; q != NULL && q < series_end;) {
+            const uint8_t *meta, *meta_end;
+            q = read_tag(&w, q, series_end, &tag);
+            if (q == NULL) break;
+            if (tag != ((5 << 3) | WT_LEN)) {
+                q = skip_field(&w, q, series_end, tag);
+                continue;
+            }
+            meta = read_length(&w, q, series_end, &meta_end);
+            if (meta == NULL) break;
+            q = meta_end;
+            if (!named) { /* only series with metadata need their name */
+                name = series_name(series, series_end, symbols, index);
+                named = 1;
+            }
+            add_metadata(&set, meta, meta_end, name, symbols, index);
+        }
+    }
+    families = (int64_t)set.used;
+done:
+    PyMem_RawFree(symbols);
+    PyMem_RawFree(set.slots);
+    return families;
+}
+
 /* --- Python ------------------------------------------------------------------------------------ */
 
 static PyObject *walker_count(PyObject *module, PyObject *args) {
@@ -698,7 +887,8 @@ static PyObject *walker_count(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "protocol must be 1 or 2");
         return NULL;
     }
-    walk_result out = {0, 0, 0, 0, 0, 0, NULL};
+    walk_result out = {0, 0, 0, 0, 0, 0, 0, NULL};
+    int64_t families = 0;
     walker w = {DEPTH_LIMIT, NULL, &out, NULL};
     const uint8_t *start = (const uint8_t *)view.buf;
     const uint8_t *end = start + view.len;
@@ -707,7 +897,14 @@ static PyObject *walker_count(PyObject *module, PyObject *args) {
     /* The exported buffer cannot change size while held, so the walk can let other threads run. */
     Py_BEGIN_ALLOW_THREADS
     p = (protocol == 1 ? walk_rw1_request : walk_rw2_request)(&w, start, end, &end_group);
+    if (p != NULL && end_group == NO_GROUP && protocol == 2 && out.metadata_messages > 0)
+        families = rw2_metadata_families(start, end, out.symbols, out.metadata_messages);
     Py_END_ALLOW_THREADS
+    if (families < 0) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    if (protocol == 2) out.metadata = (uint64_t)families;
     if (p != NULL && end_group != NO_GROUP) fail(&w, "end-group tag outside a group");
     if (w.error != NULL) {
         PyBuffer_Release(&view);

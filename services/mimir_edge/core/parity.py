@@ -117,12 +117,16 @@ RULES = (
         "`dedupingMetadataSet`): one entry per metric family in the request, the family being the series' "
         "`__name__` without its OpenMetrics suffix (`_bucket`, `_count`, `_sum` for histograms and summaries), "
         "for series whose metadata has a type, help or unit.",
-        "One item per RW1 metadata entry; RW2: one per series whose metadata names a type.",
-        "More, by the metadata entries Mimir's validation drops; and for RW2, by the series that repeat their "
-        "family's metadata (up to about twice Mimir's charge when every series of a one-sample-per-series "
-        "request carries metadata; a known defect, to be fixed). Less, by RW2 families with help or unit "
-        "but no type.",
-        ("mimir_edge.core.remote_write:count_write_request",),
+        "One item per RW1 metadata entry. RW2: one per metric family, as Mimir names and deduplicates "
+        "them (`normalizeMetricName`'s suffixes: `_bucket`, `_count`, `_sum` for histograms, `_bucket`, "
+        "`_gcount`, `_gsum` for gauge histograms, `_count`, `_sum` for summaries; a metadata counts when "
+        "its type is set or its help or unit is not empty; symbol 0 is empty); a type, help or unit ref "
+        "that is not a varint is a 400, as in Mimir.",
+        "More, by the metadata entries Mimir's validation drops. For RW2 only on requests Mimir refuses "
+        "(400, nothing charged): label or help references outside the symbols table (no family here), "
+        "and a series whose metadata comes before its `__name__` label in wire order (named here by that "
+        "later label; no sender writes it so).",
+        ("mimir_edge.core.remote_write:count_write_request", "mimir_edge.core.remote_write:_rw2_metadata_families"),
     ),
     Rule(
         "Invalid series",

@@ -15,6 +15,7 @@ runs both on generated and mutated bodies):
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 from collections.abc import Sequence
@@ -299,14 +300,74 @@ def _count_rw2(raw: bytes | memoryview) -> WriteCounts:
     del shape
     merged = counting_pb2.RequestV2Merged.FromString(raw)
     series = merged.timeseries
-    _reject_wrong_wire_types(merged, series)
-    return WriteCounts(
+    _reject_wrong_wire_types(merged, series, series.metadata)
+    counts = WriteCounts(
         protocol=Protocol.RW2,
         series=series_count,
         float_samples=len(series.samples),
         histogram_samples=len(series.histograms),
         exemplars=len(series.exemplars),
-        metadata=len(series.metadata.type),
+        metadata=0,
         decompressed_bytes=len(raw),
         first_series_labels=first_labels,
     )
+    if not series.HasField("metadata"):
+        return counts
+    del merged, series
+    return dataclasses.replace(counts, metadata=_rw2_metadata_families(raw))
+
+
+#: Metadata types whose series names carry an OpenMetrics suffix, and the suffixes Mimir's
+#: `normalizeMetricName` (pkg/mimirpb/timeseries.go) cuts, the first that matches: histogram (3),
+#: gauge histogram (4), summary (5). `_total` and `_info` are not cut.
+_FAMILY_SUFFIXES = {3: (b"_bucket", b"_count", b"_sum"), 4: (b"_bucket", b"_gcount", b"_gsum"), 5: (b"_count", b"_sum")}
+
+
+def _metric_family(name: bytes, metric_type: int) -> bytes:
+    for suffix in _FAMILY_SUFFIXES.get(metric_type, ()):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _rw2_metadata_families(raw: bytes | memoryview) -> int:
+    """The metadata items Mimir charges for a 2.0 request: one per metric family.
+
+    Mimir reads each series' Metadata into a set keyed by family (`MetricMetadataUnmarshalRW2`
+    into a `dedupingMetadataSet`, pkg/mimirpb): the family is the series' `__name__` value
+    normalized for the Metadata's type, and a Metadata counts when its type is set or its help
+    or unit is not empty; the first of each family is kept. The walker (`_walker.c`) counts alike.
+
+    Where this differs from Mimir, Mimir refuses the request (400) and charges nothing:
+    * Mimir names the family with the `__name__` read before the Metadata in wire order; here, with
+      the series' last `__name__` wherever it is (every sender writes the labels first);
+    * a reference outside the symbols table, or label references that do not pair up, are a 400
+      in Mimir; here the reference reads as "" (no name: that series' metadata counts nothing).
+    """
+    view = counting_pb2.RequestV2Metadata.FromString(raw)
+    # Mimir's rw2PagedSymbols.get: reference 0 is "" whatever symbols[0] holds.
+    symbols = [b"", *view.symbols[1:]]
+    count = len(view.symbols)
+    name_refs = {ref for ref, text in enumerate(symbols) if text == b"__name__"}
+
+    def text(ref: int) -> bytes:
+        return symbols[ref] if ref < count else b""
+
+    # (name reference, type) of every metadata that counts; resolved once each at the end.
+    named: set[tuple[int, int]] = set()
+    for series in view.timeseries:
+        metadata = series.metadata
+        if not metadata:
+            continue
+        refs = series.labels_refs[:]
+        name_ref = 0
+        if len(refs) % 2 == 0 and (not refs or max(refs) < count):
+            keys = refs[0::2]
+            for ref in name_refs:
+                if ref in keys:  # the last __name__ label wins
+                    name_ref = refs[2 * (len(keys) - 1 - keys[::-1].index(ref)) + 1]
+        if name_ref:
+            for entry in metadata:
+                if entry.type or text(entry.help_ref) or text(entry.unit_ref):
+                    named.add((name_ref, entry.type))
+    return len({family for ref, kind in named if (family := _metric_family(symbols[ref], kind))})

@@ -90,7 +90,10 @@ def rw1_request(shape: Shape, ts_ms: int = 1_700_000_000_000) -> bytes:
 
 
 def rw2_request(shape: Shape, ts_ms: int = 1_700_000_000_000) -> bytes:
-    """Uncompressed io.prometheus.write.v2.Request; `metadata` series carry a typed Metadata."""
+    """Uncompressed io.prometheus.write.v2.Request; the first `metadata` series carry a typed
+    Metadata, as a Prometheus RW2 sender attaches it. Series names cycle through 50 families, so
+    Mimir charges min(metadata, 50) metadata items (one per family), which `Shape.items` assumes
+    (metadata <= 50)."""
     req = v2.Request()
     symbols: dict[str, int] = {"": 0}
 

@@ -26,7 +26,7 @@ from mimir_edge.proto.prometheus import types_pb2 as mimir__edge_dot_proto_dot_p
 from mimir_edge.proto.io.prometheus.write.v2 import types_pb2 as mimir__edge_dot_proto_dot_io_dot_prometheus_dot_write_dot_v2_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmimir_edge/proto/counting.proto\x12\x13mimir_edge.counting\x1a\'mimir_edge/proto/prometheus/types.proto\x1a\x33mimir_edge/proto/io/prometheus/write/v2/types.proto\"9\n\x11WriteRequestShape\x12\x12\n\ntimeseries\x18\x01 \x03(\x0c\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"\x87\x01\n\x12WriteRequestMerged\x12\x35\n\ntimeseries\x18\x01 \x01(\x0b\x32!.mimir_edge.counting.MergedSeries\x12:\n\x08metadata\x18\x03 \x03(\x0b\x32(.mimir_edge.counting.MetricMetadataBytes\"\x9b\x01\n\x0cMergedSeries\x12#\n\x07samples\x18\x02 \x03(\x0b\x32\x12.prometheus.Sample\x12\x35\n\texemplars\x18\x03 \x03(\x0b\x32\".mimir_edge.counting.ExemplarCount\x12)\n\nhistograms\x18\x04 \x03(\x0b\x32\x15.prometheus.HistogramJ\x04\x08\x01\x10\x02\"7\n\rExemplarCount\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x11\n\ttimestamp\x18\x03 \x01(\x03J\x04\x08\x01\x10\x02\"[\n\x13MetricMetadataBytes\x12\x0c\n\x04type\x18\x01 \x01(\x05\x12\x1a\n\x12metric_family_name\x18\x02 \x01(\x0c\x12\x0c\n\x04help\x18\x04 \x01(\x0c\x12\x0c\n\x04unit\x18\x05 \x01(\x0c\"5\n\x0eRequestV2Shape\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x12\n\ntimeseries\x18\x05 \x03(\x0c\"[\n\x0fRequestV2Merged\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x37\n\ntimeseries\x18\x05 \x01(\x0b\x32#.mimir_edge.counting.MergedSeriesV2\"\x96\x02\n\x0eMergedSeriesV2\x12\x13\n\x0blabels_refs\x18\x01 \x03(\r\x12/\n\x07samples\x18\x02 \x03(\x0b\x32\x1e.io.prometheus.write.v2.Sample\x12\x35\n\nhistograms\x18\x03 \x03(\x0b\x32!.io.prometheus.write.v2.Histogram\x12\x33\n\texemplars\x18\x04 \x03(\x0b\x32 .io.prometheus.write.v2.Exemplar\x12\x37\n\x08metadata\x18\x05 \x01(\x0b\x32%.mimir_edge.counting.MergedMetadataV2\x12\x19\n\x11\x63reated_timestamp\x18\x06 \x01(\x03\"D\n\x10MergedMetadataV2\x12\x0c\n\x04type\x18\x01 \x03(\x05\x12\x10\n\x08help_ref\x18\x03 \x03(\r\x12\x10\n\x08unit_ref\x18\x04 \x03(\r\"?\n\x0cSeriesLabels\x12/\n\x06labels\x18\x01 \x03(\x0b\x32\x1f.mimir_edge.counting.LabelBytes\")\n\nLabelBytes\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"&\n\x0fSeriesLabelRefs\x12\x13\n\x0blabels_refs\x18\x01 \x03(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmimir_edge/proto/counting.proto\x12\x13mimir_edge.counting\x1a\'mimir_edge/proto/prometheus/types.proto\x1a\x33mimir_edge/proto/io/prometheus/write/v2/types.proto\"9\n\x11WriteRequestShape\x12\x12\n\ntimeseries\x18\x01 \x03(\x0c\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"\x87\x01\n\x12WriteRequestMerged\x12\x35\n\ntimeseries\x18\x01 \x01(\x0b\x32!.mimir_edge.counting.MergedSeries\x12:\n\x08metadata\x18\x03 \x03(\x0b\x32(.mimir_edge.counting.MetricMetadataBytes\"\x9b\x01\n\x0cMergedSeries\x12#\n\x07samples\x18\x02 \x03(\x0b\x32\x12.prometheus.Sample\x12\x35\n\texemplars\x18\x03 \x03(\x0b\x32\".mimir_edge.counting.ExemplarCount\x12)\n\nhistograms\x18\x04 \x03(\x0b\x32\x15.prometheus.HistogramJ\x04\x08\x01\x10\x02\"7\n\rExemplarCount\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x11\n\ttimestamp\x18\x03 \x01(\x03J\x04\x08\x01\x10\x02\"[\n\x13MetricMetadataBytes\x12\x0c\n\x04type\x18\x01 \x01(\x05\x12\x1a\n\x12metric_family_name\x18\x02 \x01(\x0c\x12\x0c\n\x04help\x18\x04 \x01(\x0c\x12\x0c\n\x04unit\x18\x05 \x01(\x0c\"5\n\x0eRequestV2Shape\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x12\n\ntimeseries\x18\x05 \x03(\x0c\"[\n\x0fRequestV2Merged\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x37\n\ntimeseries\x18\x05 \x01(\x0b\x32#.mimir_edge.counting.MergedSeriesV2\"\x96\x02\n\x0eMergedSeriesV2\x12\x13\n\x0blabels_refs\x18\x01 \x03(\r\x12/\n\x07samples\x18\x02 \x03(\x0b\x32\x1e.io.prometheus.write.v2.Sample\x12\x35\n\nhistograms\x18\x03 \x03(\x0b\x32!.io.prometheus.write.v2.Histogram\x12\x33\n\texemplars\x18\x04 \x03(\x0b\x32 .io.prometheus.write.v2.Exemplar\x12\x37\n\x08metadata\x18\x05 \x01(\x0b\x32%.mimir_edge.counting.MergedMetadataV2\x12\x19\n\x11\x63reated_timestamp\x18\x06 \x01(\x03\"D\n\x10MergedMetadataV2\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\x10\n\x08help_ref\x18\x03 \x01(\r\x12\x10\n\x08unit_ref\x18\x04 \x01(\r\"_\n\x11RequestV2Metadata\x12\x0f\n\x07symbols\x18\x04 \x03(\x0c\x12\x39\n\ntimeseries\x18\x05 \x03(\x0b\x32%.mimir_edge.counting.SeriesMetadataV2\"^\n\x10SeriesMetadataV2\x12\x13\n\x0blabels_refs\x18\x01 \x03(\r\x12\x35\n\x08metadata\x18\x05 \x03(\x0b\x32#.mimir_edge.counting.MetadataRefsV2\"B\n\x0eMetadataRefsV2\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\x10\n\x08help_ref\x18\x03 \x01(\r\x12\x10\n\x08unit_ref\x18\x04 \x01(\r\"?\n\x0cSeriesLabels\x12/\n\x06labels\x18\x01 \x03(\x0b\x32\x1f.mimir_edge.counting.LabelBytes\")\n\nLabelBytes\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"&\n\x0fSeriesLabelRefs\x12\x13\n\x0blabels_refs\x18\x01 \x03(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,10 +51,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MERGEDSERIESV2']._serialized_end=1082
   _globals['_MERGEDMETADATAV2']._serialized_start=1084
   _globals['_MERGEDMETADATAV2']._serialized_end=1152
-  _globals['_SERIESLABELS']._serialized_start=1154
-  _globals['_SERIESLABELS']._serialized_end=1217
-  _globals['_LABELBYTES']._serialized_start=1219
-  _globals['_LABELBYTES']._serialized_end=1260
-  _globals['_SERIESLABELREFS']._serialized_start=1262
-  _globals['_SERIESLABELREFS']._serialized_end=1300
+  _globals['_REQUESTV2METADATA']._serialized_start=1154
+  _globals['_REQUESTV2METADATA']._serialized_end=1249
+  _globals['_SERIESMETADATAV2']._serialized_start=1251
+  _globals['_SERIESMETADATAV2']._serialized_end=1345
+  _globals['_METADATAREFSV2']._serialized_start=1347
+  _globals['_METADATAREFSV2']._serialized_end=1413
+  _globals['_SERIESLABELS']._serialized_start=1415
+  _globals['_SERIESLABELS']._serialized_end=1478
+  _globals['_LABELBYTES']._serialized_start=1480
+  _globals['_LABELBYTES']._serialized_end=1521
+  _globals['_SERIESLABELREFS']._serialized_start=1523
+  _globals['_SERIESLABELREFS']._serialized_end=1561
 # @@protoc_insertion_point(module_scope)

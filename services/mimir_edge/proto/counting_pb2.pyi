@@ -91,10 +91,36 @@ class MergedMetadataV2(_message.Message):
     TYPE_FIELD_NUMBER: _ClassVar[int]
     HELP_REF_FIELD_NUMBER: _ClassVar[int]
     UNIT_REF_FIELD_NUMBER: _ClassVar[int]
-    type: _containers.RepeatedScalarFieldContainer[int]
-    help_ref: _containers.RepeatedScalarFieldContainer[int]
-    unit_ref: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, type: _Optional[_Iterable[int]] = ..., help_ref: _Optional[_Iterable[int]] = ..., unit_ref: _Optional[_Iterable[int]] = ...) -> None: ...
+    type: int
+    help_ref: int
+    unit_ref: int
+    def __init__(self, type: _Optional[int] = ..., help_ref: _Optional[int] = ..., unit_ref: _Optional[int] = ...) -> None: ...
+
+class RequestV2Metadata(_message.Message):
+    __slots__ = ("symbols", "timeseries")
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    TIMESERIES_FIELD_NUMBER: _ClassVar[int]
+    symbols: _containers.RepeatedScalarFieldContainer[bytes]
+    timeseries: _containers.RepeatedCompositeFieldContainer[SeriesMetadataV2]
+    def __init__(self, symbols: _Optional[_Iterable[bytes]] = ..., timeseries: _Optional[_Iterable[_Union[SeriesMetadataV2, _Mapping]]] = ...) -> None: ...
+
+class SeriesMetadataV2(_message.Message):
+    __slots__ = ("labels_refs", "metadata")
+    LABELS_REFS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    labels_refs: _containers.RepeatedScalarFieldContainer[int]
+    metadata: _containers.RepeatedCompositeFieldContainer[MetadataRefsV2]
+    def __init__(self, labels_refs: _Optional[_Iterable[int]] = ..., metadata: _Optional[_Iterable[_Union[MetadataRefsV2, _Mapping]]] = ...) -> None: ...
+
+class MetadataRefsV2(_message.Message):
+    __slots__ = ("type", "help_ref", "unit_ref")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    HELP_REF_FIELD_NUMBER: _ClassVar[int]
+    UNIT_REF_FIELD_NUMBER: _ClassVar[int]
+    type: int
+    help_ref: int
+    unit_ref: int
+    def __init__(self, type: _Optional[int] = ..., help_ref: _Optional[int] = ..., unit_ref: _Optional[int] = ...) -> None: ...
 
 class SeriesLabels(_message.Message):
     __slots__ = ("labels",)
