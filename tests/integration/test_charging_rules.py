@@ -46,16 +46,23 @@ FAMILY_SUFFIXES = {
 
 def rw2_metadata_families(rw2: v2.Request) -> set[str]:
     """Mimir keeps one metadata entry per metric family of a RW2 request (MetricMetadataUnmarshalRW2
-    into a dedupingMetadataSet): the series' __name__ without the suffix its type implies."""
+    into a dedupingMetadataSet): the series' __name__ (read before its metadata: the labels come
+    first here) without the suffix its type implies, when the type, help or unit is set."""
+
+    def symbol(ref: int) -> str:
+        return "" if ref == 0 else rw2.symbols[ref]  # rw2PagedSymbols.get: reference 0 is ""
+
     families = set()
     for series in rw2.timeseries:
         meta = series.metadata
-        if not (meta.type or meta.help_ref or meta.unit_ref):
+        if not (meta.type or symbol(meta.help_ref) or symbol(meta.unit_ref)):
             continue
         refs = series.labels_refs
-        name = next(rw2.symbols[refs[i + 1]] for i in range(0, len(refs), 2) if rw2.symbols[refs[i]] == "__name__")
+        names = [symbol(refs[i + 1]) for i in range(0, len(refs), 2) if symbol(refs[i]) == "__name__"]
+        name = names[-1] if names else ""
         family = next((name[: -len(s)] for s in FAMILY_SUFFIXES.get(meta.type, ()) if name.endswith(s)), name)
-        families.add(family)
+        if family:
+            families.add(family)
     return families
 
 

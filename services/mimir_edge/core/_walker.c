@@ -694,106 +694,124 @@ done:
  * into a dedupingMetadataSet, pkg/mimirpb): the family is the series' `__name__` value without the
  * OpenMetrics suffix its type implies (normalizeMetricName), and a Metadata counts when its type
  * is set or its help or unit is not empty. remote_write.py's `_rw2_metadata_families` is the upb
- * twin, and names the differences from Mimir (all on requests Mimir refuses). */
+ * twin and names where both differ from Mimir.
+ *
+ * Cost is bounded by the body, whatever its shape: one scan of the symbols keeps two bits per
+ * symbol (is it `__name__`, is it empty), never the symbols; the Metadata that count are first
+ * deduplicated as (name reference, type class) integers; only the distinct ones are then read, in
+ * one more scan of the symbols, and each text is hashed once. */
 
-typedef struct {
-    const uint8_t *text; /* NULL: an empty slot */
-    Py_ssize_t len;
-    uint64_t hash;
-} family_slot;
+enum { CLASS_OTHER = 0, CLASS_HISTOGRAM = 1, CLASS_GAUGEHISTOGRAM = 2, CLASS_SUMMARY = 3 };
 
-typedef struct {
-    family_slot *slots;
-    uint64_t mask, used;
-} family_set;
-
-static uint64_t fnv1a(const uint8_t *p, Py_ssize_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
+/* Metadata types 3, 4 and 5 (histogram, gauge histogram, summary) cut a suffix; every other keeps the name. */
+static uint32_t type_class(uint32_t type) {
+    return type == 3 ? CLASS_HISTOGRAM : type == 4 ? CLASS_GAUGEHISTOGRAM : type == 5 ? CLASS_SUMMARY : CLASS_OTHER;
 }
 
-/* The set never fills: it has at least twice as many slots as there are Metadata messages. */
-static void family_add(family_set *set, const uint8_t *text, Py_ssize_t len) {
-    uint64_t hash = fnv1a(text, len);
-    for (uint64_t i = hash & set->mask;; i = (i + 1) & set->mask) {
-        family_slot *slot = &set->slots[i];
-        if (slot->text == NULL) {
-            slot->text = text;
-            slot->len = len;
-            slot->hash = hash;
-            set->used++;
+/* A growing open-addressing set of nonzero 64-bit keys. */
+typedef struct {
+    uint64_t *slots;
+    uint64_t mask, used;
+} key_set;
+
+static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void key_insert(uint64_t *slots, uint64_t mask, uint64_t key, uint64_t *used) {
+    for (uint64_t i = mix64(key) & mask;; i = (i + 1) & mask) {
+        if (slots[i] == key) return;
+        if (slots[i] == 0) {
+            slots[i] = key;
+            (*used)++;
             return;
         }
-        if (slot->hash == hash && slot->len == len && memcmp(slot->text, text, (size_t)len) == 0) return;
     }
 }
 
-static int cut_suffix(symbol_slice *name, const char *suffix) {
-    Py_ssize_t n = (Py_ssize_t)strlen(suffix);
-    if (name->len < n || memcmp(name->text + name->len - n, suffix, (size_t)n) != 0) return 0;
-    name->len -= n;
-    return 1;
-}
-
-enum { TYPE_HISTOGRAM = 3, TYPE_GAUGEHISTOGRAM = 4, TYPE_SUMMARY = 5 };
-
-/* Mimir's normalizeMetricName: the first suffix that matches is cut; _total and _info stay. */
-static void normalize_family(symbol_slice *name, uint32_t type) {
-    switch (type) {
-        case TYPE_SUMMARY:
-            if (!cut_suffix(name, "_count")) cut_suffix(name, "_sum");
-            break;
-        case TYPE_HISTOGRAM:
-            if (!cut_suffix(name, "_bucket") && !cut_suffix(name, "_count")) cut_suffix(name, "_sum");
-            break;
-        case TYPE_GAUGEHISTOGRAM:
-            if (!cut_suffix(name, "_bucket") && !cut_suffix(name, "_gcount")) cut_suffix(name, "_gsum");
-            break;
-        default:
-            break;
+/* 0, or -1 when out of memory. Grows at half full, so it never fills. */
+static int key_add(key_set *set, uint64_t key) {
+    if (2 * (set->used + 1) > set->mask + 1) {
+        uint64_t size = 2 * (set->mask + 1), used = 0;
+        uint64_t *slots = PyMem_RawCalloc((size_t)size, sizeof *slots);
+        if (slots == NULL) return -1;
+        for (uint64_t i = 0; i <= set->mask; i++)
+            if (set->slots[i]) key_insert(slots, size - 1, set->slots[i], &used);
+        PyMem_RawFree(set->slots);
+        set->slots = slots;
+        set->mask = size - 1;
     }
-}
-
-/* A symbol as Mimir's rw2PagedSymbols.get gives it: reference 0 is "" whatever symbols[0] holds;
- * past the table, -1 (Mimir refuses the request; here it counts as ""). */
-static int symbol_at(const symbol_slice *symbols, uint64_t count, uint32_t ref, symbol_slice *out) {
-    static const uint8_t empty[1] = {0};
-    out->text = empty;
-    out->len = 0;
-    if (ref == 0) return 0;
-    if (ref >= count) return -1;
-    *out = symbols[ref];
+    key_insert(set->slots, set->mask, key, &set->used);
     return 0;
 }
 
-/* The series' metric name: the value of its last `__name__` label, every reference run read in
- * wire order. Empty when the references do not pair up or one is outside the table. */
-static symbol_slice series_name(const uint8_t *p, const uint8_t *end, const symbol_slice *symbols, uint64_t count) {
-    symbol_slice name = {(const uint8_t *)"", 0}, label, value;
-    ref_reader r;
-    uint32_t name_ref, value_ref;
-    int more;
-    ref_reader_init(&r, p, end);
-    while ((more = next_ref(&r, &name_ref)) == 1) {
-        if (next_ref(&r, &value_ref) != 1) return (symbol_slice){(const uint8_t *)"", 0};
-        if (symbol_at(symbols, count, name_ref, &label) < 0 || symbol_at(symbols, count, value_ref, &value) < 0)
-            return (symbol_slice){(const uint8_t *)"", 0};
-        if (label.len == 8 && memcmp(label.text, "__name__", 8) == 0) name = value;
+/* Two bits per symbol, from one scan of the request's symbols (field 4, in wire order). */
+typedef struct {
+    uint8_t *is_name, *non_empty; /* bitmaps */
+    uint64_t count;
+} symbol_bits;
+
+static int bit(const uint8_t *bits, uint64_t i) { return (bits[i >> 3] >> (i & 7)) & 1; }
+
+static int read_symbol_bits(const uint8_t *p, const uint8_t *end, uint64_t count, symbol_bits *out) {
+    walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
+    size_t bytes = (size_t)(count / 8 + 1);
+    out->is_name = PyMem_RawCalloc(bytes, 1);
+    out->non_empty = PyMem_RawCalloc(bytes, 1);
+    out->count = 0;
+    if (out->is_name == NULL || out->non_empty == NULL) return -1;
+    while (p != NULL && p < end && out->count < count) {
+        uint32_t tag;
+        const uint8_t *sub_end, *start;
+        p = read_tag(&w, p, end, &tag);
+        if (p == NULL) break;
+        if (tag != ((4 << 3) | WT_LEN)) {
+            p = skip_field(&w, p, end, tag);
+            continue;
+        }
+        start = read_length(&w, p, end, &sub_end);
+        if (start == NULL) break;
+        uint64_t i = out->count++;
+        if (sub_end - start == 8 && memcmp(start, "__name__", 8) == 0) out->is_name[i >> 3] |= (uint8_t)(1u << (i & 7));
+        if (sub_end > start) out->non_empty[i >> 3] |= (uint8_t)(1u << (i & 7));
+        p = sub_end;
     }
-    return more < 0 ? (symbol_slice){(const uint8_t *)"", 0} : name;
+    return 0;
 }
 
-/* One Metadata message (it parsed in pass 1): its family added to the set when it counts. */
-static void add_metadata(family_set *set, const uint8_t *p, const uint8_t *end, symbol_slice name,
-                         const symbol_slice *symbols, uint64_t count) {
+/* Mimir's rw2PagedSymbols.get: reference 0 is "" whatever symbols[0] holds; past the table there
+ * is no symbol (Mimir refuses the request). */
+static int ref_is_name(const symbol_bits *s, uint32_t ref) { return ref != 0 && ref < s->count && bit(s->is_name, ref); }
+static int ref_has_text(const symbol_bits *s, uint32_t ref) { return ref != 0 && ref < s->count && bit(s->non_empty, ref); }
+
+/* The reference of the series' metric name: the value of its last `__name__` label, its reference
+ * runs read in wire order as one list. 0 (no name) when they do not pair up or one is outside the
+ * table. */
+static uint32_t series_name_ref(const uint8_t *p, const uint8_t *end, const symbol_bits *s) {
+    ref_reader r;
+    uint32_t label, value, name = 0;
+    int more;
+    ref_reader_init(&r, p, end);
+    while ((more = next_ref(&r, &label)) == 1) {
+        if (next_ref(&r, &value) != 1 || label >= s->count || value >= s->count) return 0;
+        if (ref_is_name(s, label)) name = value;
+    }
+    return more < 0 ? 0 : name;
+}
+
+/* One Metadata message (it parsed in pass 1): whether it counts, and its type. */
+static int metadata_counts(const uint8_t *p, const uint8_t *end, const symbol_bits *s, uint32_t *type_out) {
     walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
     uint32_t type = 0, help_ref = 0, unit_ref = 0;
     while (p != NULL && p < end) {
         uint32_t tag;
         uint64_t value = 0;
         p = read_tag(&w, p, end, &tag);
-        if (p == NULL) return;
+        if (p == NULL) return 0;
         if (tag == ((1 << 3) | WT_VARINT) || tag == ((3 << 3) | WT_VARINT) || tag == ((4 << 3) | WT_VARINT)) {
             p = read_varint(&w, p, end, &value);
             uint32_t number = tag >> 3; /* the last of each wins, as Mimir and upb keep it */
@@ -802,41 +820,13 @@ static void add_metadata(family_set *set, const uint8_t *p, const uint8_t *end, 
             p = skip_field(&w, p, end, tag);
         }
     }
-    if (p == NULL) return;
-    symbol_slice help, unit;
-    symbol_at(symbols, count, help_ref, &help);
-    symbol_at(symbols, count, unit_ref, &unit);
-    if (type == 0 && help.len == 0 && unit.len == 0) return;
-    normalize_family(&name, type);
-    if (name.len > 0) family_add(set, name.text, name.len);
+    *type_out = type;
+    return p != NULL && (type != 0 || ref_has_text(s, help_ref) || ref_has_text(s, unit_ref));
 }
 
-/* The metric families of a 2.0 request that passed pass 1 and holds `messages` Metadata
- * messages and `count` symbols; -1 when out of memory. */
-static int64_t rw2_metadata_families(const uint8_t *p, const uint8_t *end, uint64_t count, uint64_t messages) {
+/* Pass 2a: the distinct (name reference, type class) keys of the Metadata that count. */
+static int collect_family_keys(const uint8_t *p, const uint8_t *end, const symbol_bits *s, key_set *keys) {
     walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
-    uint64_t slots = 8;
-    while (slots < 2 * messages) slots *= 2;
-    symbol_slice *symbols = PyMem_RawMalloc((size_t)(count ? count : 1) * sizeof *symbols);
-    family_set set = {PyMem_RawCalloc((size_t)slots, sizeof(family_slot)), slots - 1, 0};
-    int64_t families = -1;
-    if (symbols == NULL || set.slots == NULL) goto done;
-    uint64_t index = 0;
-    for (const uint8_t *q = p; q != NULL && q < end;) {
-        uint32_t tag;
-        const uint8_t *sub_end, *start;
-        q = read_tag(&w, q, end, &tag);
-        if (q == NULL) break;
-        if (tag == ((4 << 3) | WT_LEN)) {
-            start = read_length(&w, q, end, &sub_end);
-            if (start == NULL) break;
-            symbols[index].text = start;
-            symbols[index++].len = sub_end - start;
-            q = sub_end;
-        } else {
-            q = skip_field(&w, q, end, tag);
-        }
-    }
     while (p != NULL && p < end) {
         uint32_t tag;
         const uint8_t *series, *series_end;
@@ -850,9 +840,10 @@ static int64_t rw2_metadata_families(const uint8_t *p, const uint8_t *end, uint6
         if (series == NULL) break;
         p = series_end;
         int named = 0;
-        symbol_slice name = {(const uint8_t *)"", 0};
+        uint32_t name = 0;
         for (const uint8_t *q = series; q != NULL && q < series_end;) {
             const uint8_t *meta, *meta_end;
+            uint32_t type;
             q = read_tag(&w, q, series_end, &tag);
             if (q == NULL) break;
             if (tag != ((5 << 3) | WT_LEN)) {
@@ -863,16 +854,113 @@ static int64_t rw2_metadata_families(const uint8_t *p, const uint8_t *end, uint6
             if (meta == NULL) break;
             q = meta_end;
             if (!named) { /* only series with metadata need their name */
-                name = series_name(series, series_end, symbols, index);
+                name = series_name_ref(series, series_end, s);
                 named = 1;
             }
-            add_metadata(&set, meta, meta_end, name, symbols, index);
+            if (name != 0 && metadata_counts(meta, meta_end, s, &type) &&
+                key_add(keys, ((uint64_t)name << 2 | type_class(type)) + 1) < 0)
+                return -1;
         }
     }
-    families = (int64_t)set.used;
+    return 0;
+}
+
+/* A family name as a slice of the body, hashed once. */
+typedef struct {
+    const uint8_t *text; /* NULL: an empty slot */
+    Py_ssize_t len;
+    uint64_t hash;
+} family_slot;
+
+static uint64_t fnv1a(const uint8_t *p, Py_ssize_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int cut_suffix(symbol_slice *name, const char *suffix) {
+    Py_ssize_t n = (Py_ssize_t)strlen(suffix);
+    if (name->len < n || memcmp(name->text + name->len - n, suffix, (size_t)n) != 0) return 0;
+    name->len -= n;
+    return 1;
+}
+
+/* Mimir's normalizeMetricName: the first suffix that matches is cut; _total and _info stay. */
+static void normalize_family(symbol_slice *name, uint32_t class) {
+    switch (class) {
+        case CLASS_SUMMARY:
+            if (!cut_suffix(name, "_count")) cut_suffix(name, "_sum");
+            break;
+        case CLASS_HISTOGRAM:
+            if (!cut_suffix(name, "_bucket") && !cut_suffix(name, "_count")) cut_suffix(name, "_sum");
+            break;
+        case CLASS_GAUGEHISTOGRAM:
+            if (!cut_suffix(name, "_bucket") && !cut_suffix(name, "_gcount")) cut_suffix(name, "_gsum");
+            break;
+        default:
+            break;
+    }
+}
+
+/* Pass 2b: the distinct keys' names read in one scan of the symbols, normalized, and counted once
+ * per distinct text. -1 when out of memory. */
+static int64_t count_families(const uint8_t *p, const uint8_t *end, const key_set *keys) {
+    uint64_t n = keys->used, slots = 8, found = 0;
+    while (slots < 2 * n) slots *= 2;
+    wanted_ref *wanted = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof *wanted);
+    symbol_slice *names = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof *names);
+    family_slot *set = PyMem_RawCalloc((size_t)slots, sizeof *set);
+    int64_t families = -1;
+    if (wanted == NULL || names == NULL || set == NULL) goto done;
+    for (uint64_t i = 0; i <= keys->mask; i++) {
+        if (keys->slots[i] == 0) continue;
+        wanted[found].ref = (uint32_t)((keys->slots[i] - 1) >> 2);
+        wanted[found].at = (uint32_t)found; /* fewer distinct keys than Metadata messages: < 2^31 */
+        found++;
+    }
+    qsort(wanted, (size_t)n, sizeof *wanted, by_ref);
+    if (n && resolve_symbols(p, end, wanted, n, names) < 0) { /* pass 1 and 2a saw these symbols */
+        families = 0;
+        goto done;
+    }
+    families = 0;
+    found = 0;
+    for (uint64_t i = 0; i <= keys->mask; i++) {
+        if (keys->slots[i] == 0) continue;
+        symbol_slice name = names[found++];
+        normalize_family(&name, (uint32_t)((keys->slots[i] - 1) & 3));
+        if (name.len == 0) continue;
+        uint64_t hash = fnv1a(name.text, name.len);
+        for (uint64_t j = hash & (slots - 1);; j = (j + 1) & (slots - 1)) {
+            family_slot *slot = &set[j];
+            if (slot->text == NULL) {
+                *slot = (family_slot){name.text, name.len, hash};
+                families++;
+                break;
+            }
+            if (slot->hash == hash && slot->len == name.len && memcmp(slot->text, name.text, (size_t)name.len) == 0)
+                break;
+        }
+    }
 done:
-    PyMem_RawFree(symbols);
-    PyMem_RawFree(set.slots);
+    PyMem_RawFree(wanted);
+    PyMem_RawFree(names);
+    PyMem_RawFree(set);
+    return families;
+}
+
+/* The metric families of a 2.0 request that passed pass 1 with `count` symbols; -1 when out of
+ * memory. */
+static int64_t rw2_metadata_families(const uint8_t *p, const uint8_t *end, uint64_t count) {
+    symbol_bits bits = {NULL, NULL, 0};
+    key_set keys = {PyMem_RawCalloc(8, sizeof(uint64_t)), 7, 0};
+    int64_t families = -1;
+    if (keys.slots != NULL && read_symbol_bits(p, end, count, &bits) == 0 &&
+        collect_family_keys(p, end, &bits, &keys) == 0)
+        families = count_families(p, end, &keys);
+    PyMem_RawFree(bits.is_name);
+    PyMem_RawFree(bits.non_empty);
+    PyMem_RawFree(keys.slots);
     return families;
 }
 
@@ -898,7 +986,7 @@ static PyObject *walker_count(PyObject *module, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     p = (protocol == 1 ? walk_rw1_request : walk_rw2_request)(&w, start, end, &end_group);
     if (p != NULL && end_group == NO_GROUP && protocol == 2 && out.metadata_messages > 0)
-        families = rw2_metadata_families(start, end, out.symbols, out.metadata_messages);
+        families = rw2_metadata_families(start, end, out.symbols);
     Py_END_ALLOW_THREADS
     if (families < 0) {
         PyBuffer_Release(&view);

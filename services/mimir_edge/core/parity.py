@@ -114,18 +114,18 @@ RULES = (
     Rule(
         "Metadata",
         "One item per metadata entry that passes `cleanAndValidateMetadata`. RW2 (`MetricMetadataUnmarshalRW2`, "
-        "`dedupingMetadataSet`): one entry per metric family in the request, the family being the series' "
-        "`__name__` without its OpenMetrics suffix (`_bucket`, `_count`, `_sum` for histograms and summaries), "
-        "for series whose metadata has a type, help or unit.",
-        "One item per RW1 metadata entry. RW2: one per metric family, as Mimir names and deduplicates "
-        "them (`normalizeMetricName`'s suffixes: `_bucket`, `_count`, `_sum` for histograms, `_bucket`, "
-        "`_gcount`, `_gsum` for gauge histograms, `_count`, `_sum` for summaries; a metadata counts when "
-        "its type is set or its help or unit is not empty; symbol 0 is empty); a type, help or unit ref "
-        "that is not a varint is a 400, as in Mimir.",
-        "More, by the metadata entries Mimir's validation drops. For RW2 only on requests Mimir refuses "
-        "(400, nothing charged): label or help references outside the symbols table (no family here), "
-        "and a series whose metadata comes before its `__name__` label in wire order (named here by that "
-        "later label; no sender writes it so).",
+        "`dedupingMetadataSet`): one entry per metric family in the request, counted when the metadata's type is "
+        "set or its help or unit is not empty; the family is the `__name__` read before the metadata, without "
+        "the suffix its type implies (`normalizeMetricName`: `_bucket`, `_count`, `_sum` for histograms; "
+        "`_bucket`, `_gcount`, `_gsum` for gauge histograms; `_count`, `_sum` for summaries). A type, help or "
+        "unit reference that is not a varint is a 400.",
+        "The same, with the family named by the series' last `__name__` label (its label references read as "
+        "one list); the same 400s.",
+        "More, by the metadata entries Mimir's validation drops. For RW2, one item more or less per family "
+        "only for a series that puts its metadata before its `__name__` label or repeats `__name__` after it "
+        "(no sender writes a series so). Requests Mimir refuses for their references (unpacked or odd label "
+        "references, references outside the symbols table, symbols after the series, a non-empty first symbol) "
+        "are counted by the same rule; Mimir charges them nothing.",
         ("mimir_edge.core.remote_write:count_write_request", "mimir_edge.core.remote_write:_rw2_metadata_families"),
     ),
     Rule(

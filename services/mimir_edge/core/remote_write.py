@@ -6,11 +6,12 @@ labels (the HA tracker's) and refuse the same bodies (tests/unit/test_counting_d
 runs both on generated and mutated bodies):
 
 * `native`: the compiled walker `_walker.c`, one pass over the bytes, no allocation per series,
-  the first series' labels read in C from where the pass found it; built by the install when a
-  C compiler is there (tools/build_walker.py, hatch_build.py);
+  the first series' labels read in C from where the pass found it (2.0 metadata: a second pass,
+  memory per distinct family and two bits per symbol); built by the install when a C compiler is
+  there (tools/build_walker.py, hatch_build.py);
 * `upb`: the plain twin, always present: parses the protobuf twice with the counting-only views of
   `protos/mimir_edge/proto/counting.proto`; upb walks and validates every nested message in C, and
-  Python never builds one object per series.
+  Python never builds one object per series, except to read the series that carry 2.0 metadata.
 """
 
 from __future__ import annotations
@@ -317,9 +318,9 @@ def _count_rw2(raw: bytes | memoryview) -> WriteCounts:
     return dataclasses.replace(counts, metadata=_rw2_metadata_families(raw))
 
 
-#: Metadata types whose series names carry an OpenMetrics suffix, and the suffixes Mimir's
-#: `normalizeMetricName` (pkg/mimirpb/timeseries.go) cuts, the first that matches: histogram (3),
-#: gauge histogram (4), summary (5). `_total` and `_info` are not cut.
+#: The suffixes Mimir's `normalizeMetricName` (pkg/mimirpb/timeseries.go) cuts from a series name
+#: to name its metric family, the first that matches, by metadata type: histogram (3), gauge
+#: histogram (4), summary (5). Other types keep the name (`_total` and `_info` stay).
 _FAMILY_SUFFIXES = {3: (b"_bucket", b"_count", b"_sum"), 4: (b"_bucket", b"_gcount", b"_gsum"), 5: (b"_count", b"_sum")}
 
 
@@ -336,25 +337,24 @@ def _rw2_metadata_families(raw: bytes | memoryview) -> int:
     Mimir reads each series' Metadata into a set keyed by family (`MetricMetadataUnmarshalRW2`
     into a `dedupingMetadataSet`, pkg/mimirpb): the family is the series' `__name__` value
     normalized for the Metadata's type, and a Metadata counts when its type is set or its help
-    or unit is not empty; the first of each family is kept. The walker (`_walker.c`) counts alike.
+    or unit is not empty (symbol 0 is always empty); the first of each family is kept. The walker
+    (`_walker.c`) counts alike.
 
-    Where this differs from Mimir, Mimir refuses the request (400) and charges nothing:
-    * Mimir names the family with the `__name__` read before the Metadata in wire order; here, with
-      the series' last `__name__` wherever it is (every sender writes the labels first);
-    * a reference outside the symbols table, or label references that do not pair up, are a 400
-      in Mimir; here the reference reads as "" (no name: that series' metadata counts nothing).
+    Here the family is named by the series' last `__name__` label, its label references read as
+    one list; Mimir names it by the `__name__` read before the Metadata in wire order. The two
+    differ only for a series that puts its Metadata before its `__name__` label, or repeats
+    `__name__` after it: then the edge may charge one metadata item more or less than Mimir. No
+    sender writes a series so. Requests Mimir refuses (400, nothing charged) are counted by the
+    same rule: label references unpacked, an odd number in a packed run, or outside the symbols
+    table (that series names no family); symbols after the series; a non-empty first symbol; help
+    or unit references outside the table (read as empty).
     """
     view = counting_pb2.RequestV2Metadata.FromString(raw)
-    # Mimir's rw2PagedSymbols.get: reference 0 is "" whatever symbols[0] holds.
-    symbols = [b"", *view.symbols[1:]]
-    count = len(view.symbols)
-    name_refs = {ref for ref, text in enumerate(symbols) if text == b"__name__"}
-
-    def text(ref: int) -> bytes:
-        return symbols[ref] if ref < count else b""
-
-    # (name reference, type) of every metadata that counts; resolved once each at the end.
+    symbols = view.symbols  # read by reference, never copied: a table can hold millions
+    count = len(symbols)
+    # (name reference, metadata type) of the Metadata that count: each resolved once at the end.
     named: set[tuple[int, int]] = set()
+    names: dict[int, bool] = {}  # label reference: is it `__name__`
     for series in view.timeseries:
         metadata = series.metadata
         if not metadata:
@@ -362,12 +362,22 @@ def _rw2_metadata_families(raw: bytes | memoryview) -> int:
         refs = series.labels_refs[:]
         name_ref = 0
         if len(refs) % 2 == 0 and (not refs or max(refs) < count):
-            keys = refs[0::2]
-            for ref in name_refs:
-                if ref in keys:  # the last __name__ label wins
-                    name_ref = refs[2 * (len(keys) - 1 - keys[::-1].index(ref)) + 1]
-        if name_ref:
-            for entry in metadata:
-                if entry.type or text(entry.help_ref) or text(entry.unit_ref):
-                    named.add((name_ref, entry.type))
+            for i in range(len(refs) - 2, -1, -2):  # the last __name__ label wins
+                label = refs[i]
+                is_name = names.get(label)
+                if is_name is None:
+                    is_name = names[label] = label != 0 and symbols[label] == b"__name__"
+                if is_name:
+                    name_ref = refs[i + 1]
+                    break
+        if not name_ref:
+            continue
+        for entry in metadata:
+            help_ref, unit_ref = entry.help_ref, entry.unit_ref
+            if (
+                entry.type
+                or (0 < help_ref < count and symbols[help_ref])
+                or (0 < unit_ref < count and symbols[unit_ref])
+            ):
+                named.add((name_ref, entry.type if entry.type in _FAMILY_SUFFIXES else 0))
     return len({family for ref, kind in named if (family := _metric_family(symbols[ref], kind))})

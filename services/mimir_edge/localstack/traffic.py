@@ -44,6 +44,8 @@ class Shape:
 
     @property
     def items(self) -> int:
+        """What Mimir charges for it (for RW2 up to 50 metadata: RW2 charges one per metric family,
+        and `rw2_request`'s series cycle through 50 names)."""
         per_series = self.samples_per_series + self.histograms_per_series + self.exemplars_per_series
         return self.series * per_series + self.metadata
 
