@@ -696,74 +696,34 @@ done:
  * is set or its help or unit is not empty. remote_write.py's `_rw2_metadata_families` is the upb
  * twin and names where both differ from Mimir.
  *
- * Cost is bounded by the body, whatever its shape: one scan of the symbols keeps two bits per
- * symbol (is it `__name__`, is it empty), never the symbols; the Metadata that count are first
- * deduplicated as (name reference, type class) integers; only the distinct ones are then read, in
- * one more scan of the symbols, and each text is hashed once. */
+ * Memory and time stay proportional to the body whatever its shape: one scan of the symbols keeps
+ * two bits per symbol (is it `__name__`, is it empty); the series then mark, in four more bits per
+ * symbol, which names count under which type class; a last scan of the symbols hashes each marked
+ * (name, class) once into a set of 16-byte slots (at most one per 15 bytes of body). */
 
 enum { CLASS_OTHER = 0, CLASS_HISTOGRAM = 1, CLASS_GAUGEHISTOGRAM = 2, CLASS_SUMMARY = 3 };
 
-/* Metadata types 3, 4 and 5 (histogram, gauge histogram, summary) cut a suffix; every other keeps the name. */
-static uint32_t type_class(uint32_t type) {
+/* Metadata types 3, 4 and 5 (histogram, gauge histogram, summary) cut a suffix; any other keeps the name. */
+static unsigned type_class(uint32_t type) {
     return type == 3 ? CLASS_HISTOGRAM : type == 4 ? CLASS_GAUGEHISTOGRAM : type == 5 ? CLASS_SUMMARY : CLASS_OTHER;
 }
 
-/* A growing open-addressing set of nonzero 64-bit keys. */
 typedef struct {
-    uint64_t *slots;
-    uint64_t mask, used;
-} key_set;
-
-static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static void key_insert(uint64_t *slots, uint64_t mask, uint64_t key, uint64_t *used) {
-    for (uint64_t i = mix64(key) & mask;; i = (i + 1) & mask) {
-        if (slots[i] == key) return;
-        if (slots[i] == 0) {
-            slots[i] = key;
-            (*used)++;
-            return;
-        }
-    }
-}
-
-/* 0, or -1 when out of memory. Grows at half full, so it never fills. */
-static int key_add(key_set *set, uint64_t key) {
-    if (2 * (set->used + 1) > set->mask + 1) {
-        uint64_t size = 2 * (set->mask + 1), used = 0;
-        uint64_t *slots = PyMem_RawCalloc((size_t)size, sizeof *slots);
-        if (slots == NULL) return -1;
-        for (uint64_t i = 0; i <= set->mask; i++)
-            if (set->slots[i]) key_insert(slots, size - 1, set->slots[i], &used);
-        PyMem_RawFree(set->slots);
-        set->slots = slots;
-        set->mask = size - 1;
-    }
-    key_insert(set->slots, set->mask, key, &set->used);
-    return 0;
-}
-
-/* Two bits per symbol, from one scan of the request's symbols (field 4, in wire order). */
-typedef struct {
-    uint8_t *is_name, *non_empty; /* bitmaps */
-    uint64_t count;
-} symbol_bits;
+    uint8_t *is_name, *non_empty; /* a bit per symbol */
+    uint8_t *classes;             /* four bits per symbol: the type classes its name counts under */
+    uint64_t count, marked;       /* symbols; (name, class) marks set */
+} symbol_marks;
 
 static int bit(const uint8_t *bits, uint64_t i) { return (bits[i >> 3] >> (i & 7)) & 1; }
+static unsigned nibble(const uint8_t *nibbles, uint64_t i) { return (nibbles[i >> 1] >> ((i & 1) * 4)) & 0xF; }
 
-static int read_symbol_bits(const uint8_t *p, const uint8_t *end, uint64_t count, symbol_bits *out) {
+static int read_symbol_bits(const uint8_t *p, const uint8_t *end, uint64_t count, symbol_marks *out) {
     walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
-    size_t bytes = (size_t)(count / 8 + 1);
-    out->is_name = PyMem_RawCalloc(bytes, 1);
-    out->non_empty = PyMem_RawCalloc(bytes, 1);
-    out->count = 0;
-    if (out->is_name == NULL || out->non_empty == NULL) return -1;
+    out->is_name = PyMem_RawCalloc((size_t)(count / 8 + 1), 1);
+    out->non_empty = PyMem_RawCalloc((size_t)(count / 8 + 1), 1);
+    out->classes = PyMem_RawCalloc((size_t)(count / 2 + 1), 1);
+    out->count = out->marked = 0;
+    if (out->is_name == NULL || out->non_empty == NULL || out->classes == NULL) return -1;
     while (p != NULL && p < end && out->count < count) {
         uint32_t tag;
         const uint8_t *sub_end, *start;
@@ -785,13 +745,15 @@ static int read_symbol_bits(const uint8_t *p, const uint8_t *end, uint64_t count
 
 /* Mimir's rw2PagedSymbols.get: reference 0 is "" whatever symbols[0] holds; past the table there
  * is no symbol (Mimir refuses the request). */
-static int ref_is_name(const symbol_bits *s, uint32_t ref) { return ref != 0 && ref < s->count && bit(s->is_name, ref); }
-static int ref_has_text(const symbol_bits *s, uint32_t ref) { return ref != 0 && ref < s->count && bit(s->non_empty, ref); }
+static int ref_is_name(const symbol_marks *s, uint32_t ref) { return ref != 0 && ref < s->count && bit(s->is_name, ref); }
+static int ref_has_text(const symbol_marks *s, uint32_t ref) {
+    return ref != 0 && ref < s->count && bit(s->non_empty, ref);
+}
 
 /* The reference of the series' metric name: the value of its last `__name__` label, its reference
  * runs read in wire order as one list. 0 (no name) when they do not pair up or one is outside the
  * table. */
-static uint32_t series_name_ref(const uint8_t *p, const uint8_t *end, const symbol_bits *s) {
+static uint32_t series_name_ref(const uint8_t *p, const uint8_t *end, const symbol_marks *s) {
     ref_reader r;
     uint32_t label, value, name = 0;
     int more;
@@ -804,7 +766,7 @@ static uint32_t series_name_ref(const uint8_t *p, const uint8_t *end, const symb
 }
 
 /* One Metadata message (it parsed in pass 1): whether it counts, and its type. */
-static int metadata_counts(const uint8_t *p, const uint8_t *end, const symbol_bits *s, uint32_t *type_out) {
+static int metadata_counts(const uint8_t *p, const uint8_t *end, const symbol_marks *s, uint32_t *type_out) {
     walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
     uint32_t type = 0, help_ref = 0, unit_ref = 0;
     while (p != NULL && p < end) {
@@ -824,8 +786,8 @@ static int metadata_counts(const uint8_t *p, const uint8_t *end, const symbol_bi
     return p != NULL && (type != 0 || ref_has_text(s, help_ref) || ref_has_text(s, unit_ref));
 }
 
-/* Pass 2a: the distinct (name reference, type class) keys of the Metadata that count. */
-static int collect_family_keys(const uint8_t *p, const uint8_t *end, const symbol_bits *s, key_set *keys) {
+/* Marks, per name symbol, the type classes of the Metadata that count under it. */
+static void mark_families(const uint8_t *p, const uint8_t *end, symbol_marks *s) {
     walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
     while (p != NULL && p < end) {
         uint32_t tag;
@@ -857,94 +819,91 @@ static int collect_family_keys(const uint8_t *p, const uint8_t *end, const symbo
                 name = series_name_ref(series, series_end, s);
                 named = 1;
             }
-            if (name != 0 && metadata_counts(meta, meta_end, s, &type) &&
-                key_add(keys, ((uint64_t)name << 2 | type_class(type)) + 1) < 0)
-                return -1;
+            if (name == 0 || !metadata_counts(meta, meta_end, s, &type)) continue;
+            uint8_t flag = (uint8_t)((1u << type_class(type)) << ((name & 1) * 4));
+            if (!(s->classes[name >> 1] & flag)) {
+                s->classes[name >> 1] |= flag;
+                s->marked++;
+            }
         }
     }
-    return 0;
 }
 
-/* A family name as a slice of the body, hashed once. */
-typedef struct {
-    const uint8_t *text; /* NULL: an empty slot */
-    Py_ssize_t len;
-    uint64_t hash;
-} family_slot;
-
-static uint64_t fnv1a(const uint8_t *p, Py_ssize_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static int cut_suffix(symbol_slice *name, const char *suffix) {
-    Py_ssize_t n = (Py_ssize_t)strlen(suffix);
-    if (name->len < n || memcmp(name->text + name->len - n, suffix, (size_t)n) != 0) return 0;
-    name->len -= n;
+static int cut_suffix(const uint8_t *text, uint32_t *len, const char *suffix) {
+    uint32_t n = (uint32_t)strlen(suffix);
+    if (*len < n || memcmp(text + *len - n, suffix, n) != 0) return 0;
+    *len -= n;
     return 1;
 }
 
 /* Mimir's normalizeMetricName: the first suffix that matches is cut; _total and _info stay. */
-static void normalize_family(symbol_slice *name, uint32_t class) {
+static uint32_t family_length(const uint8_t *text, uint32_t len, unsigned class) {
     switch (class) {
         case CLASS_SUMMARY:
-            if (!cut_suffix(name, "_count")) cut_suffix(name, "_sum");
+            if (!cut_suffix(text, &len, "_count")) cut_suffix(text, &len, "_sum");
             break;
         case CLASS_HISTOGRAM:
-            if (!cut_suffix(name, "_bucket") && !cut_suffix(name, "_count")) cut_suffix(name, "_sum");
+            if (!cut_suffix(text, &len, "_bucket") && !cut_suffix(text, &len, "_count")) cut_suffix(text, &len, "_sum");
             break;
         case CLASS_GAUGEHISTOGRAM:
-            if (!cut_suffix(name, "_bucket") && !cut_suffix(name, "_gcount")) cut_suffix(name, "_gsum");
+            if (!cut_suffix(text, &len, "_bucket") && !cut_suffix(text, &len, "_gcount")) cut_suffix(text, &len, "_gsum");
             break;
         default:
             break;
     }
+    return len;
 }
 
-/* Pass 2b: the distinct keys' names read in one scan of the symbols, normalized, and counted once
- * per distinct text. -1 when out of memory. */
-static int64_t count_families(const uint8_t *p, const uint8_t *end, const key_set *keys) {
-    uint64_t n = keys->used, slots = 8, found = 0;
-    while (slots < 2 * n) slots *= 2;
-    wanted_ref *wanted = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof *wanted);
-    symbol_slice *names = PyMem_RawMalloc((size_t)(n ? n : 1) * sizeof *names);
+/* A family name as a slice of the body (a symbol is under 2 GiB). */
+typedef struct {
+    const uint8_t *text; /* NULL: an empty slot */
+    uint32_t len, hash;
+} family_slot;
+
+static uint32_t fnv1a(const uint8_t *p, uint32_t n) {
+    uint32_t h = 2166136261u;
+    for (uint32_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* The distinct families of the marked names, from one more scan of the symbols; -1 when out of
+ * memory. The set has at least twice as many slots as there are marks, so it never fills. */
+static int64_t count_families(const uint8_t *p, const uint8_t *end, const symbol_marks *s) {
+    walker w = {DEPTH_LIMIT, NULL, NULL, NULL};
+    uint64_t slots = 8, index = 0;
+    while (slots < 2 * s->marked) slots *= 2;
     family_slot *set = PyMem_RawCalloc((size_t)slots, sizeof *set);
-    int64_t families = -1;
-    if (wanted == NULL || names == NULL || set == NULL) goto done;
-    for (uint64_t i = 0; i <= keys->mask; i++) {
-        if (keys->slots[i] == 0) continue;
-        wanted[found].ref = (uint32_t)((keys->slots[i] - 1) >> 2);
-        wanted[found].at = (uint32_t)found; /* fewer distinct keys than Metadata messages: < 2^31 */
-        found++;
-    }
-    qsort(wanted, (size_t)n, sizeof *wanted, by_ref);
-    if (n && resolve_symbols(p, end, wanted, n, names) < 0) { /* pass 1 and 2a saw these symbols */
-        families = 0;
-        goto done;
-    }
-    families = 0;
-    found = 0;
-    for (uint64_t i = 0; i <= keys->mask; i++) {
-        if (keys->slots[i] == 0) continue;
-        symbol_slice name = names[found++];
-        normalize_family(&name, (uint32_t)((keys->slots[i] - 1) & 3));
-        if (name.len == 0) continue;
-        uint64_t hash = fnv1a(name.text, name.len);
-        for (uint64_t j = hash & (slots - 1);; j = (j + 1) & (slots - 1)) {
-            family_slot *slot = &set[j];
-            if (slot->text == NULL) {
-                *slot = (family_slot){name.text, name.len, hash};
-                families++;
-                break;
+    if (set == NULL) return -1;
+    int64_t families = 0;
+    while (p != NULL && p < end && index < s->count) {
+        uint32_t tag;
+        const uint8_t *sub_end, *start;
+        p = read_tag(&w, p, end, &tag);
+        if (p == NULL) break;
+        if (tag != ((4 << 3) | WT_LEN)) {
+            p = skip_field(&w, p, end, tag);
+            continue;
+        }
+        start = read_length(&w, p, end, &sub_end);
+        if (start == NULL) break;
+        p = sub_end;
+        unsigned classes = nibble(s->classes, index++);
+        for (unsigned class = 0; classes; class++, classes >>= 1) {
+            if (!(classes & 1)) continue;
+            uint32_t len = family_length(start, (uint32_t)(sub_end - start), class);
+            if (len == 0) continue;
+            uint32_t hash = fnv1a(start, len);
+            for (uint64_t j = hash & (slots - 1);; j = (j + 1) & (slots - 1)) {
+                family_slot *slot = &set[j];
+                if (slot->text == NULL) {
+                    *slot = (family_slot){start, len, hash};
+                    families++;
+                    break;
+                }
+                if (slot->hash == hash && slot->len == len && memcmp(slot->text, start, len) == 0) break;
             }
-            if (slot->hash == hash && slot->len == name.len && memcmp(slot->text, name.text, (size_t)name.len) == 0)
-                break;
         }
     }
-done:
-    PyMem_RawFree(wanted);
-    PyMem_RawFree(names);
     PyMem_RawFree(set);
     return families;
 }
@@ -952,15 +911,15 @@ done:
 /* The metric families of a 2.0 request that passed pass 1 with `count` symbols; -1 when out of
  * memory. */
 static int64_t rw2_metadata_families(const uint8_t *p, const uint8_t *end, uint64_t count) {
-    symbol_bits bits = {NULL, NULL, 0};
-    key_set keys = {PyMem_RawCalloc(8, sizeof(uint64_t)), 7, 0};
+    symbol_marks marks = {NULL, NULL, NULL, 0, 0};
     int64_t families = -1;
-    if (keys.slots != NULL && read_symbol_bits(p, end, count, &bits) == 0 &&
-        collect_family_keys(p, end, &bits, &keys) == 0)
-        families = count_families(p, end, &keys);
-    PyMem_RawFree(bits.is_name);
-    PyMem_RawFree(bits.non_empty);
-    PyMem_RawFree(keys.slots);
+    if (read_symbol_bits(p, end, count, &marks) == 0) {
+        mark_families(p, end, &marks);
+        families = count_families(p, end, &marks);
+    }
+    PyMem_RawFree(marks.is_name);
+    PyMem_RawFree(marks.non_empty);
+    PyMem_RawFree(marks.classes);
     return families;
 }
 
