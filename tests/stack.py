@@ -60,7 +60,13 @@ class Stack:
         return process.start()
 
     def close(self) -> None:
+        """Stop everything; then fail if an RLS or Envoy had ended by itself during the test (a
+        crash is a failure even when the test's own checks did not notice it)."""
+        processes = [p.process for p in (*self.envoys, *self.rls) if p.process is not None]
+        unasked = [how for how in (p.exited_unasked() for p in processes) if how]
         for envoy in self.envoys:
             envoy.stop()
         for rls in self.rls:
             rls.stop()
+        if unasked:
+            raise AssertionError("\n\n".join(unasked))

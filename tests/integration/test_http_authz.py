@@ -277,7 +277,7 @@ def test_sigterm_closes_idle_connections_and_the_process_exits_cleanly(
         with connect(rls) as idle, connect(rls) as busy:
             busy.sendall(check_bytes(f"drain-{uuid.uuid4().hex[:8]}"))
             assert read_responses(busy, 1)[0].status == 200
-            rls.process.popen.send_signal(signal.SIGTERM)
+            rls.process.terminate()
             idle.settimeout(5)
             assert idle.recv(1) == b""  # closed by the server, nothing half-answered
             assert rls.process.popen.wait(timeout=15) == 0

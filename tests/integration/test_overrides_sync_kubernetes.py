@@ -6,7 +6,6 @@ comes back, a deleted ConfigMap, and Lease leader election between two controlle
 from __future__ import annotations
 
 import re
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,7 +189,7 @@ def test_leader_election_one_writer_and_failover(  # type: ignore[no-untyped-def
 
     # The leader stops (and releases the Lease): the follower takes over and writes.
     assert leader.process is not None and leader.process.popen is not None
-    leader.process.popen.send_signal(signal.SIGTERM)
+    leader.process.terminate()
     assert leader.process.popen.wait(timeout=15) == 0
     wait_for(lambda: metric(follower, "overrides_sync_leader") == 1, timeout_s=30, what="failover")
     kube.set_configmap(NS, NAME, overrides(a=140))

@@ -133,7 +133,7 @@ def test_a_replica_dying_with_many_checks_in_flight_costs_no_request(tmp_path: P
                 timeout_s=60,
                 what="15 checks held by the 3 stopped replicas",
             )
-            os.kill(pids[1], signal.SIGKILL)  # delivered to a stopped process: its connections reset
+            replicas[1].kill()  # SIGKILL, delivered to a stopped process: its connections reset
             stopped.remove(pids[1])
             attempted = wait_for(
                 lambda: (n := stat("upstream_rq_retry") + stat("upstream_rq_retry_overflow")) >= 4 and n,

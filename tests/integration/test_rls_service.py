@@ -4,7 +4,6 @@ waits for Redis, graceful shutdown on SIGTERM, and decision log lines."""
 from __future__ import annotations
 
 import json
-import signal
 import uuid
 from pathlib import Path
 
@@ -143,7 +142,7 @@ def test_sigterm_stops_cleanly(stack: Stack, redis_server: RedisServer) -> None:
     rls_process = stack.add_rls({"REDIS_URL": redis_server.url})
     assert rls_process.process is not None and rls_process.process.popen is not None
     popen = rls_process.process.popen
-    popen.send_signal(signal.SIGTERM)
+    rls_process.process.terminate()
     assert popen.wait(timeout=15) == 0
     events = [
         json.loads(line)["event"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -228,7 +227,7 @@ def test_rls_rides_out_a_redis_outage_then_sigterm_exits_zero(tmp_path: Path) ->
         assert rls.process is not None and rls.process.popen is not None
         assert rls.process.running(), rls.process.tail()
         assert grpc_serving(rls.grpc_addr)
-        rls.process.popen.send_signal(signal.SIGTERM)
+        rls.process.terminate()
         assert rls.process.popen.wait(timeout=30) == 0, rls.process.tail()
         assert "task failed" not in rls.process.log_path.read_text()
     finally:
@@ -251,7 +250,7 @@ def test_sync_rides_out_a_redis_outage_then_sigterm_exits_zero(tmp_path: Path) -
         )
         assert sync.process is not None and sync.process.popen is not None
         assert sync.process.running(), sync.process.tail()
-        sync.process.popen.send_signal(signal.SIGTERM)
+        sync.process.terminate()
         assert sync.process.popen.wait(timeout=30) == 0, sync.process.tail()
         lines = [json.loads(line) for line in sync.log_lines() if line.startswith("{")]
         assert lines[-1]["event"] == "overrides-sync stopped" and lines[-1]["exit_code"] == 0

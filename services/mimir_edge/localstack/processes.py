@@ -124,6 +124,8 @@ class Process:
     argv: Sequence[str]
     log_path: Path
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: Set by stop() and kill(): an exit after that was asked for.
+    stopping: bool = field(default=False, repr=False)
 
     @property
     def pid(self) -> int:
@@ -154,8 +156,17 @@ class Process:
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def exited_unasked(self) -> str | None:
+        """If the process ended without stop() or kill() asking it to: how (exit code and the
+        end of its log), for a test to fail with instead of a refused connection."""
+        if self.popen is None or self.stopping or self.popen.poll() is None:
+            return None
+        code = self.popen.returncode
+        return f"{self.name} (pid {self.popen.pid}) exited by itself with {code}; {self.log_path}:\n{self.tail(40)}"
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout_s`; only this PID."""
+        self.stopping = True
         if self.popen is None or self.popen.poll() is not None:
             return
         self.popen.send_signal(signal.SIGTERM)
@@ -165,7 +176,14 @@ class Process:
             self.popen.kill()
             self.popen.wait(5)
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting: the caller watches how the process stops."""
+        self.stopping = True
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+
     def kill(self) -> None:
+        self.stopping = True
         if self.popen is not None and self.popen.poll() is None:
             os.kill(self.popen.pid, signal.SIGKILL)
             self.popen.wait(5)
