@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import sys
 import time
@@ -18,6 +19,15 @@ class _CurrentStderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+def report_native_crashes() -> None:
+    """A native crash (a segfault in an extension module, an abort) ends the process past any
+    Python handler: write every thread's Python stack to the process's stderr first, the
+    container's log, so it does not end without a word."""
+    stream = sys.__stderr__
+    if stream is not None and not faulthandler.is_enabled():
+        faulthandler.enable(file=stream)
 
 
 def configure(log_format: str = "json", level: str = "info") -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -257,3 +258,28 @@ def test_sync_rides_out_a_redis_outage_then_sigterm_exits_zero(tmp_path: Path) -
         assert "task failed" not in events(lines)
     finally:
         sync.stop()
+
+
+def test_a_native_crash_leaves_every_threads_stack_in_the_log(tmp_path: Path) -> None:
+    """A segfault in an extension (grpc, uvloop, hiredis, the counting walker) ends the process at
+    once, past the supervisor: faulthandler still writes where each thread was."""
+    redis = RedisServer(tmp_path / "redis").start()
+    stack = Stack(tmp_path)
+    path = tmp_path / "overrides.yaml"
+    path.write_text("overrides:\n  a:\n    ingestion_rate: 100\n")
+    sync = SyncProcess(tmp_path, ["--source", "file", "--path", str(path), "--redis-url", redis.url])
+    try:
+        rls = stack.add_rls({"REDIS_URL": redis.url})
+        sync.start()
+        for process in (rls.process, sync.process):
+            assert process is not None and process.popen is not None
+            process.stopping = True  # the crash below is this test's doing
+            process.popen.send_signal(signal.SIGSEGV)
+            assert process.popen.wait(timeout=30) == -signal.SIGSEGV
+            log = process.log_path.read_text()
+            assert "Fatal Python error: Segmentation fault" in log, process.tail()
+            assert "most recent call first" in log, process.tail()
+    finally:
+        sync.stop()
+        stack.close()
+        redis.stop()

@@ -14,6 +14,7 @@ from mimir_edge.rls.settings import parse_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logs.report_native_crashes()
     settings = parse_settings(argv)
     logs.configure(settings.log_format, settings.log_level)
     try:

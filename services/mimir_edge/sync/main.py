@@ -176,6 +176,7 @@ async def amain(args: argparse.Namespace, config: RedisConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logs.report_native_crashes()
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(args.log_format, args.log_level)
