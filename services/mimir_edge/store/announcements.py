@@ -9,7 +9,6 @@ Redis down) is logged at warning level and retried with exponential backoff.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 
@@ -21,7 +20,7 @@ from redis.backoff import NoBackoff
 from mimir_edge import cancellation
 from mimir_edge.core.schema import LIMITS_CHANNEL
 from mimir_edge.store.address import without_credentials
-from mimir_edge.store.client import REDIS_ERRORS, RedisConfig
+from mimir_edge.store.client import RedisConfig, is_store_failure
 
 log = structlog.get_logger("store.announcements")
 #: A quiet subscription is PINGed this often (when redis-py next reads from it).
@@ -94,7 +93,9 @@ class LimitChanges:
                     # A cancellation on_change's Redis call swallowed would otherwise wait for
                     # the next announcement: the channel is quiet most of the time.
                     cancellation.raise_if_cancelled()
-            except REDIS_ERRORS as exc:
+            except Exception as exc:
+                if not is_store_failure(exc):
+                    raise
                 failures += 1
                 log.warning(
                     "limits change subscription failed: changes arrive only by the periodic refresh until it is back",
@@ -104,9 +105,16 @@ class LimitChanges:
                 )
             finally:
                 self.subscribed = False
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await client.aclose()
+                await _close_quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+                await _close_quietly(client.aclose())
             await cancellation.sleep(delay)
             delay = min(delay * 2, self._max_retry_s)
+
+
+async def _close_quietly(closing: Awaitable[object]) -> None:
+    """Await a close of a connection that may already be broken; a store failure is expected."""
+    try:
+        await closing
+    except Exception as exc:
+        if not is_store_failure(exc):
+            raise

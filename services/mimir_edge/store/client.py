@@ -23,7 +23,19 @@ Redis: TypeAlias = aioredis.Redis | RedisCluster
 #: What a Redis call can raise when Redis (or the network) fails. RedisClusterException is not a
 #: RedisError: a cluster whose nodes all refuse (wrong password, all down) raises it.
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
+#: What uvloop (the RLS's event loop) raises when redis-py writes to a connection the server has
+#: already reset: redis-py sends its handshake (CLIENT SETINFO LIB-NAME, then LIB-VER) as separate
+#: writes, and a Redis that is stopped between them leaves the second write a closed transport.
+#: redis-py lets it through unchanged; asyncio's own loop raises ConnectionResetError instead.
+CLOSED_TRANSPORT = "the handler is closed"
 log = structlog.get_logger("store")
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """Whether `exc` says that Redis or the network failed (not a bug of ours)."""
+    if isinstance(exc, REDIS_ERRORS):
+        return True
+    return isinstance(exc, RuntimeError) and CLOSED_TRANSPORT in str(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +145,7 @@ class translated_errors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if isinstance(exc, REDIS_ERRORS):
+        if exc is not None and is_store_failure(exc):
             raise StoreUnavailable(f"redis {self._what} failed: {type(exc).__name__}: {exc}") from exc
 
     async def __aenter__(self) -> None:
