@@ -65,6 +65,15 @@ RULES = (
         ("mimir_edge.core.ha_tracker:ha_labels", "mimir_edge.core.ha_tracker:track"),
     ),
     Rule(
+        "HA replica value too long",
+        "`checkSample`: a replica label value longer than `max_label_value_length` is not used for HA: "
+        "the request is not deduplicated, and its series then fail validation (400, nothing charged).",
+        "The replica is elected whatever its length.",
+        "More, only for replica values over `max_label_value_length` (2,048 by default), which no "
+        "Prometheus configuration sets.",
+        ("mimir_edge.core.ha_tracker:ha_labels",),
+    ),
+    Rule(
         "HA tracker off in Mimir",
         "With `-distributor.ha-tracker.enable=false`, a tenant's `accept_ha_samples` strips the replica "
         "label and dedupes nothing.",
@@ -91,9 +100,14 @@ RULES = (
         "Exemplars",
         "`prePushValidationMiddleware` clears every exemplar of a tenant whose "
         "`max_global_exemplars_per_user` is 0 (the default); otherwise the exemplars that pass validation "
-        "are charged.",
-        "Exemplars are charged only when `max_global_exemplars_per_user` is above 0.",
-        "None at the default. With a limit: more, by the exemplars Mimir's validation drops.",
+        "are charged. `validateExemplars` first keeps the first `max_exemplars_per_series_per_request` of a "
+        "series (0 = all), then drops, without failing the request, an exemplar with timestamp 0, without a "
+        "non-empty label, with labels over 128 runes in all (`validateExemplar`), older than the request's "
+        "earliest sample minus 5 minutes or later than now plus `creation_grace_period` "
+        "(`validateExemplarTimestamp`), or out of order within its series.",
+        "Exemplars are charged only when `max_global_exemplars_per_user` is above 0; then every exemplar is.",
+        "None at the default. With a limit: more, by the exemplars Mimir's validation drops (old exemplars "
+        "re-sent with newer samples, OTLP exemplars without trace id, span id and attributes).",
         ("mimir_edge.core.admission:items_to_charge",),
     ),
     Rule(
@@ -106,9 +120,13 @@ RULES = (
     ),
     Rule(
         "Native histograms",
-        "One item per histogram sample, charged even when native histogram ingestion is off.",
-        "The same.",
-        "None.",
+        "One item per histogram sample, charged even when native histogram ingestion is off. With "
+        "`max_native_histogram_buckets` set, `validateSampleHistogram` drops the series of a histogram "
+        "over it: always for custom buckets (NHCB), and for exponential ones unless "
+        "`reduce_native_histogram_over_max_buckets` can lower its resolution enough (then it is charged).",
+        "One item per histogram sample; bucket counts are not read.",
+        "None without `max_native_histogram_buckets` (the default). With it: more, by the series Mimir "
+        "drops for too many buckets.",
         ("mimir_edge.core.remote_write:count_write_request",),
     ),
     Rule(
@@ -130,8 +148,10 @@ RULES = (
     ),
     Rule(
         "Invalid series",
-        "A series failing validation (label count or length, label names, missing metric name, bad "
-        "timestamps) is removed whole before the ingestion rate; the request gets 400 for it.",
+        "A series failing validation (label count or length, label names, missing metric name, duplicate "
+        "label names, a sample more than `creation_grace_period` in the future) is removed whole before "
+        "the ingestion rate; the request gets 400 for it. A series whose label values are all empty is "
+        "removed silently (`prePushSortAndFilterMiddleware`).",
         "Every series is charged.",
         "More, by the invalid series' items; those requests get Mimir's 400.",
     ),
@@ -147,6 +167,15 @@ RULES = (
         "`drop_labels` changes labels, not counts.",
         "Every series is charged.",
         "More, for tenants whose relabel rules drop series.",
+    ),
+    Rule(
+        "Request size",
+        "A remote_write body over `-distributor.max-recv-msg-size` (100 MiB by default) is refused with "
+        "413; OTLP has its own `max_otlp_request_size` (also 100 MiB).",
+        "413 for a body over MAX_REQUEST_BYTES (50 MiB by default) as sent or decompressed, before "
+        "anything is charged.",
+        "Refuses bodies between MAX_REQUEST_BYTES and Mimir's limit that Mimir would take; set "
+        "MAX_REQUEST_BYTES to Mimir's limit where senders batch that much (RLS memory grows with it).",
     ),
     Rule(
         "Burst",
